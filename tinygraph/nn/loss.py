@@ -1,0 +1,91 @@
+"""Sequence losses and the per-step gradient reader: what a training loop needs beside modules.
+
+Flow: a recurrent module returns per-step outputs o(t) -> `sequence_loss` records one L(t) per
+step (named ``L``, tagged t) and their total (named ``L``, no step) -> backward ->
+`step_grads` reads each step's share of a shared parameter's gradient, the book's ∇W(t).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.tensor import Tensor
+
+
+def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str = "mean",
+                  steps: Sequence[int] | None = None) -> Tensor:
+    """Cross-entropy summed over the steps of a sequence: L = sum_t L(t) (eq. 10.12-10.14).
+
+    Parameters
+    ----------
+    o : list of Tensor (B, K)
+        The output pre-activations o(1)..o(tau).
+    y : int array (B, tau)
+        Targets y(t).
+    mask : array (B, tau) of bool or 0/1, optional
+        Positions that count (padding excluded).
+    reduction : {"mean", "sum"}
+        "sum" is the book's L; "mean" divides by the number of counted positions.
+    steps : list of int, optional
+        Step tags of the L(t) nodes (default 1..tau).
+
+    Returns
+    -------
+    Tensor
+        A scalar named ``L``.
+    """
+    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    if y.ndim != 2 or y.dtype.kind not in "iu" or y.shape[1] != len(o):
+        raise ValueError(f"sequence_loss: expected int targets y of shape (B, {len(o)}), got "
+                         f"shape {y.shape} dtype {y.dtype}")
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"sequence_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+    m = None if mask is None else np.asarray(mask, dtype=bool)
+    if m is not None and m.shape != y.shape:
+        raise ValueError(f"sequence_loss: mask of shape {m.shape} does not match y {y.shape}")
+    steps = list(range(1, len(o) + 1)) if steps is None else list(steps)
+    losses = []
+    for k, (ot, t) in enumerate(zip(o, steps)):
+        with tg.step(t):
+            if m is None:
+                lt = tg.cross_entropy(ot, y[:, k], reduction="sum")
+            else:
+                lt = (tg.cross_entropy(ot, y[:, k], reduction="none") * m[:, k]).sum()
+            losses.append(lt.named("L"))
+    total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()
+    if reduction == "mean":
+        count = y.size if m is None else int(m.sum())
+        total = total / max(count, 1)
+    return total.named("L")
+
+
+def step_grads(param: Tensor, t: Tensor | None = None) -> dict[int | None, np.ndarray]:
+    """Each time step's contribution ∇W(t) to a shared parameter's gradient (the copies W(t)).
+
+    Every recurrent module in `tinygraph.nn` reads its shared weights inside ``tg.step(t)``, so
+    after ``loss.backward(keep_grads=True)`` the contribution of each read is known; this sums
+    them per step. The values add up to ``param.grad``.
+
+    Parameters
+    ----------
+    param : Parameter
+    t : Tensor, optional
+        Any tensor of the graph (the loss); default: the most recent graph.
+
+    Returns
+    -------
+    dict mapping step -> ndarray (step None collects reads outside any step).
+
+    Examples
+    --------
+    >>> loss.backward(keep_grads=True)                # doctest: +SKIP
+    >>> g = step_grads(rnn.cell.W, loss)             # doctest: +SKIP
+    >>> np.allclose(sum(g.values()), rnn.cell.W.grad)  # doctest: +SKIP
+    True
+    """
+    out: dict[int | None, np.ndarray] = {}
+    for s, _scope, arr in tg.contributions(param, t):
+        out[s] = arr.copy() if s not in out else out[s] + arr
+    return out

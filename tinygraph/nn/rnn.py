@@ -1,0 +1,285 @@
+"""The dynamical system and the Elman RNN of ch. 10.1-10.2: the recurrence everything builds on.
+
+Flow: model code calls `RNN(...)(x)` -> every step t runs inside ``tg.step(t)`` and the cell's
+``tg.scope("cell")``, naming x(t), h(t), o(t) -> `sequence_loss` adds L(t) -> backward is BPTT.
+
+Shared weights are read inside each step (``h @ W.T`` transposes W at step t), so the gradient
+contribution of every step's copy W(t) is known after ``backward(keep_grads=True)``
+(`tinygraph.nn.step_grads`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+import tinygraph as tg
+from tinygraph.tensor import Tensor
+
+from .module import (Module, as_float_seq, check_ids, check_state, init_uniform, is_ids, who)
+
+_rng = np.random.default_rng
+
+
+def make_rng(rng: Any) -> np.random.Generator:
+    """A Generator from a seed, a Generator or None."""
+    return rng if isinstance(rng, np.random.Generator) else _rng(rng)
+
+
+class SequenceInput:
+    """Per-step access to a batch of sequences: float (B, T, D) or int ids (B, T).
+
+    x(t) comes out as a leaf named ``x`` (tagged with the step it is first used in); a float
+    Tensor that is part of a graph is sliced with recorded ops, so gradients reach it.
+    """
+
+    def __init__(self, mod: Module, x: Any, size: int, what: str = "input x") -> None:
+        self.ids = is_ids(x)
+        if self.ids:
+            self.data = check_ids(mod, x, size, ndim=2, what=what)
+            self.tensor = None
+            if self.data.shape[1] == 0:
+                raise ValueError(f"{who(mod)}: {what} has length T = 0; expected at least one step")
+        else:
+            self.tensor = as_float_seq(mod, x, size, what)
+            self.data = self.tensor.data
+        self.tracked = self.tensor is not None and (self.tensor.requires_grad or
+                                                    self.tensor.op is not None)
+        self.batch, self.length = self.data.shape[:2]
+
+    def at(self, t: int) -> Tensor:
+        """x(t) for t = 1..T."""
+        if self.tracked:
+            return self.tensor[:, t - 1].named("x")
+        return tg.tensor(self.data[:, t - 1], name="x")
+
+
+def length_masks(mod: Module, lengths: Any, batch: int, T: int) -> np.ndarray | None:
+    """(T, B, 1) bool: True where step t is inside sequence b; None when all are full length."""
+    if lengths is None:
+        return None
+    n = np.asarray(lengths)
+    if n.shape != (batch,) or n.dtype.kind not in "iu" or n.min() < 1 or n.max() > T:
+        raise ValueError(f"{who(mod)}: expected lengths as {batch} ints in [1, {T}], got "
+                         f"{n.tolist() if n.size < 20 else n.shape}")
+    if (n == T).all():
+        return None
+    return (np.arange(1, T + 1)[:, None] <= n[None, :])[:, :, None]
+
+
+class RNNCell(Module):
+    """One step of the Elman recurrence: h(t) = tanh(b + W h(t-1) + U x(t)) (eq. 10.8-10.9).
+
+    Parameters
+    ----------
+    input_size, hidden_size : int
+        D and H. Integer inputs are ids in [0, D) and act as one-hot x(t) (U's column).
+    rng : int or Generator, optional
+    dtype : numpy dtype
+    name : str, optional
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, rng: Any = None,
+                 dtype: Any = np.float64, name: str | None = None) -> None:
+        super().__init__(name)
+        r = make_rng(rng)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.U = self.param("U", init_uniform(r, (hidden_size, input_size), hidden_size, dtype))
+        self.W = self.param("W", init_uniform(r, (hidden_size, hidden_size), hidden_size, dtype))
+        self.b = self.param("b", init_uniform(r, (hidden_size,), hidden_size, dtype))
+
+    def forward(self, x: Tensor, h: Tensor, name: str = "h") -> Tensor:
+        """h(t) from x(t) (B, D) float or (B,) int ids, and h(t-1) (B, H)."""
+        if x.dtype.kind in "iu":
+            xu = tg.embedding(self.U.T, x)                       # (B, H): U one_hot(x)
+        else:
+            xu = x @ self.U.T                                    # (B, H)
+        return tg.tanh(xu + h @ self.W.T + self.b).named(name)   # (B, H)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+@dataclass
+class RNNOutput:
+    """What a recurrent module returns.
+
+    Attributes
+    ----------
+    o : list of Tensor
+        Output pre-activations o(t), each (B, K), for the steps in `steps`.
+    h : list of Tensor
+        States h(1)..h(tau), each (B, H) (for a stacked RNN: the top layer's).
+    steps : list of int
+        The step of each entry of `o`.
+    """
+
+    o: list = field(default_factory=list)
+    h: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+
+    @property
+    def last(self) -> Tensor:
+        """o(tau) if there are outputs, else h(tau)."""
+        return self.o[-1] if self.o else self.h[-1]
+
+
+class DynamicalSystem(Module):
+    """The classical dynamical system of eq. 10.1, s(t) = f(s(t-1); theta), unfolded (fig. 10.1).
+
+    With ``input_size > 0`` it is driven by an input, h(t) = f(h(t-1), x(t); theta)
+    (eq. 10.4-10.5, fig. 10.2). Here f(s) = tanh(W s + b [+ U x]).
+
+    Parameters
+    ----------
+    state_size : int
+    input_size : int
+        0 for the autonomous system (states named ``s``), > 0 for the driven one (named ``h``).
+    rng : int or Generator, optional
+    dtype : numpy dtype
+    name : str, optional
+
+    Examples
+    --------
+    >>> ds = DynamicalSystem(2, rng=0)
+    >>> len(ds(np.zeros((1, 2)), steps=3))
+    3
+    """
+
+    def __init__(self, state_size: int, input_size: int = 0, rng: Any = None,
+                 dtype: Any = np.float64, name: str | None = None) -> None:
+        super().__init__(name)
+        r = make_rng(rng)
+        self.state_size, self.input_size = state_size, input_size
+        self.W = self.param("W", init_uniform(r, (state_size, state_size), state_size, dtype))
+        self.b = self.param("b", init_uniform(r, (state_size,), state_size, dtype))
+        if input_size:
+            self.U = self.param("U", init_uniform(r, (state_size, input_size), state_size, dtype))
+
+    def forward(self, s0: Any = None, steps: int | None = None, x: Any = None) -> list[Tensor]:
+        """Unfold the system: returns [s(1), ..., s(tau)], each (B, S).
+
+        Parameters
+        ----------
+        s0 : array (B, S), optional
+            s(0); zeros when omitted (then `x` gives the batch size).
+        steps : int
+            tau, for the autonomous system.
+        x : array (B, tau, D) or ids (B, tau)
+            The input sequence of the driven system (tau is its length).
+        """
+        if self.input_size:
+            if x is None or steps is not None:
+                raise ValueError(f"{who(self)}: a driven system (input_size="
+                                 f"{self.input_size}) takes x and no steps; got "
+                                 f"x={'None' if x is None else 'given'}, steps={steps}")
+            seq = SequenceInput(self, x, self.input_size)
+            B, T = seq.batch, seq.length
+        else:
+            if x is not None or steps is None or steps < 1:
+                raise ValueError(f"{who(self)}: the autonomous system takes s0 and steps >= 1 "
+                                 f"and no x; got steps={steps}, x={'None' if x is None else 'given'}")
+            if s0 is None:
+                raise ValueError(f"{who(self)}: the autonomous system needs s0 of shape "
+                                 f"(B, {self.state_size})")
+            seq, B, T = None, np.shape(getattr(s0, "data", s0))[0], steps
+        s = (tg.zeros(B, self.state_size, dtype=self.W.dtype) if s0 is None
+             else check_state(self, s0, B, self.state_size, "s0"))
+        name = "h" if seq is not None else "s"
+        out = []
+        for t in range(1, T + 1):
+            with tg.step(t):
+                a = s @ self.W.T + self.b                                    # (B, S)
+                if seq is not None:
+                    xt = seq.at(t)
+                    a = a + (tg.embedding(self.U.T, xt) if seq.ids else xt @ self.U.T)
+                s = tg.tanh(a).named(name)                                   # (B, S)
+                out.append(s)
+        return out
+
+    def extra_repr(self) -> str:
+        return f"state_size={self.state_size}, input_size={self.input_size}"
+
+
+class RNN(Module):
+    """Elman RNN with hidden-to-hidden recurrence (fig. 10.3, eq. 10.8-10.11).
+
+    a(t) = b + W h(t-1) + U x(t);  h(t) = tanh(a(t));  o(t) = c + V h(t).
+    With ``output="last"`` it has a single output at the end of the sequence (fig. 10.5), for
+    summarising a sequence (classification).
+
+    Parameters
+    ----------
+    input_size : int
+        D; integer inputs are ids in [0, D), acting as one-hot x(t).
+    hidden_size : int
+        H.
+    output_size : int, optional
+        K; None for a network without outputs (only states).
+    output : {"every", "last"}
+    rng : int or Generator, optional
+    dtype : numpy dtype
+    name : str, optional
+
+    Examples
+    --------
+    >>> rnn = RNN(5, 8, 5, rng=0)
+    >>> out = rnn(np.array([[0, 3, 1]]))           # ids (B=1, T=3)
+    >>> len(out.o), out.o[0].shape, out.h[-1].shape
+    (3, (1, 5), (1, 8))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
+                 output: str = "every", rng: Any = None, dtype: Any = np.float64,
+                 name: str | None = None) -> None:
+        super().__init__(name)
+        if output not in ("every", "last"):
+            raise ValueError(f"RNN: output must be 'every' or 'last', got {output!r}")
+        r = make_rng(rng)
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.output = output
+        self.cell = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
+        if output_size is not None:
+            self.V = self.param("V", init_uniform(r, (output_size, hidden_size), hidden_size, dtype))
+            self.c = self.param("c", init_uniform(r, (output_size,), hidden_size, dtype))
+
+    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> RNNOutput:
+        """Run over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array (B, tau, D) float, or int ids (B, tau)
+        h0 : array (B, H), optional
+            h(0); zeros by default.
+        lengths : int array (B,), optional
+            True lengths of padded sequences: a state stops changing after its sequence ends,
+            so ``h[-1]`` and the "last" output belong to each sequence's own last step.
+
+        Returns
+        -------
+        RNNOutput
+        """
+        seq = SequenceInput(self, x, self.input_size)
+        B, T = seq.batch, seq.length
+        masks = length_masks(self, lengths, B, T)
+        h = (tg.zeros(B, self.hidden_size, dtype=self.cell.W.dtype) if h0 is None
+             else check_state(self, h0, B, self.hidden_size))
+        out = RNNOutput()
+        for t in range(1, T + 1):
+            with tg.step(t):
+                h_new = self.cell(seq.at(t), h)                            # (B, H)
+                h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
+                out.h.append(h)
+                if self.output_size is not None and (self.output == "every" or t == T):
+                    out.o.append(self.readout(h))                          # (B, K)
+                    out.steps.append(t)
+        return out
+
+    def readout(self, h: Tensor) -> Tensor:
+        """o(t) = c + V h(t), named ``o``."""
+        return (h @ self.V.T + self.c).named("o")
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
+                f"output={self.output!r}")
