@@ -51,7 +51,7 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
           keep_grads: bool = False, capture: set[int] | None = None,
           write_leaves: bool = True) -> dict[int, np.ndarray]:
     """The reverse sweep from the seeded node ids; returns the gradients of `capture` ids."""
-    nodes = tape.nodes
+    ops, inputs, saved_l, need_l = tape.ops, tape.inputs, tape.saved, tape.need
     top = max(seeds)
     grads: list[Any] = [None] * (top + 1)
     for i, g in seeds.items():
@@ -59,14 +59,13 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
     captured: dict[int, np.ndarray] = {}
     hooks, retained, anomaly = tape.hooks, tape.retained, STATE.anomaly
     if keep_grads:
-        tape.grad_norms.clear(), tape.edge_norms.clear(), tape.node_grads.clear()
-        tape.contribs.clear()
+        for d in (tape.grad_norms, tape.edge_norms, tape.node_grads, tape.contribs):
+            d.clear()
     for i in range(top, -1, -1):
         g = grads[i]
         if g is None:
             continue
         grads[i] = None
-        node = nodes[i]
         if hooks and i in hooks:
             g = _run_hooks(hooks[i], g)
         if capture is not None and i in capture:
@@ -78,50 +77,66 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
             t = retained[i]()
             if t is not None:
                 t._grad = g if t._grad is None else t._grad + g
-        vjp = node.vjp
-        if vjp is None:
-            leaf = node.leaf
-            if leaf is not None and leaf.requires_grad:
-                if leaf._hooks:
-                    g = _run_hooks(leaf._hooks, g)
-                if write_leaves:
-                    leaf._grad = g.copy() if leaf._grad is None else leaf._grad + g
+        op = ops[i]
+        if op is None:  # a leaf
+            _to_leaf(tape, i, g, write_leaves)
             continue
-        if vjp is FREED:
+        saved = saved_l[i]
+        if saved is FREED:
+            _, _, _, scope, step, _ = tape.meta[i]
             raise RuntimeError(
-                f"backward: {node.op}{_tp.where(node.scope, node.step)}: its saved buffers were "
-                f"released by an earlier backward. Pass retain_graph=True to the first backward "
-                f"to run backward through the same graph twice")
+                f"backward: {op.name}{_tp.where(scope, step)}: its saved buffers were released by "
+                f"an earlier backward. Pass retain_graph=True to the first backward to run "
+                f"backward through the same graph twice")
+        need = need_l[i]
         try:
-            gs = vjp(g, node.need)
-        except RuntimeError:
-            raise
-        except Exception as e:  # a vjp that fails names where it was recorded
-            raise type(e)(f"backward of {node.op}{_tp.where(node.scope, node.step)}: {e}") from e
+            gs = op.backward(g, saved, need)
+        except Exception as e:  # a backward that fails names where its op was recorded
+            _, _, _, scope, step, _ = tape.meta[i]
+            raise type(e)(f"backward of {op.name}{_tp.where(scope, step)}: {e}") from e
         if not retain_graph:
-            node.vjp = FREED
+            saved_l[i] = FREED
         if keep_grads:
-            _keep_edges(tape, nodes, i, node, gs)
-        for j, gj, need in zip(node.inputs, gs, node.need):
-            if gj is None or not need:
+            _keep_edges(tape, i, gs)
+        for j, gj, nd in zip(inputs[i], gs, need):
+            if gj is None or not nd:
                 continue
             if anomaly:
                 from .debug import check_backward
-                check_backward(node, nodes[j], gj)
+                check_backward(tape, i, j, gj)
             cur = grads[j]
             grads[j] = gj if cur is None else cur + gj
     return captured
 
 
-def _keep_edges(tape: Tape, nodes: list, i: int, node: Any, gs: Sequence) -> None:
+def _to_leaf(tape: Tape, i: int, g: np.ndarray, write: bool) -> None:
+    """Deliver the finished gradient of leaf node i to its tensor's `.grad` (accumulating)."""
+    if i in tape.external:
+        leaf = tape.leaf[i]
+        raise RuntimeError(
+            f"backward: tensor {leaf.name or ''} (step {tape.meta[i][4]}) was made by a graph that "
+            f"was already backpropagated and released. Carried state in truncated BPTT must be "
+            f"cut with .detach() before the next forward; or pass retain_graph=True to the first "
+            f"backward")
+    leaf = tape.leaf.get(i)
+    if leaf is None or not leaf.requires_grad:
+        return
+    hooks = getattr(leaf, "_hooks", None)
+    if hooks:
+        g = _run_hooks(hooks, g)
+    if write:
+        leaf._grad = g.copy() if leaf._grad is None else leaf._grad + g
+
+
+def _keep_edges(tape: Tape, i: int, gs: Sequence) -> None:
     """Record the contribution sent along each edge into node i (summed when an input repeats)."""
     per: dict[int, np.ndarray] = {}
-    for j, gj, need in zip(node.inputs, gs, node.need):
+    for j, gj, need in zip(tape.inputs[i], gs, tape.need[i]):
         if gj is not None and need:
             per[j] = gj if j not in per else per[j] + gj
     for j, gj in per.items():
         tape.edge_norms[(j, i)] = _norm(gj)
-        if nodes[j].kind == "param":
+        if tape.meta[j][2] == "param":
             tape.contribs[(j, i)] = gj
 
 
@@ -193,6 +208,6 @@ def contributions(param: Tensor, t: Tensor | None = None) -> list[tuple[int | No
     out = []
     for (j, i), arr in sorted(tape.contribs.items()):
         if j == li:
-            n = tape.nodes[i]
-            out.append((n.step, n.scope, arr))
+            _, _, _, scope, step, _ = tape.meta[i]
+            out.append((step, scope, arr))
     return out

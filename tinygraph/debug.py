@@ -58,8 +58,9 @@ def check_forward(op: str, inputs: Sequence[Any], out: np.ndarray) -> None:
             f"input shapes {shapes}; {cause}; created at {_tp.user_frame_line()}")
 
 
-def check_backward(node: Any, target: Any, g: np.ndarray) -> None:
+def check_backward(tape: Any, i: int, j: int, g: np.ndarray) -> None:
     if g.dtype.kind in "fc" and not np.isfinite(g).all():
+        node, target = tape.node(i), tape.node(j)
         raise AnomalyError(
             f"backward: the gradient that {node.op}{_tp.where(node.scope, node.step)} sends to its "
             f"input ({target.op} {target.name or ''}, shape {target.shape}) is non-finite "

@@ -91,12 +91,12 @@ class Graph:
 
 
 def _reachable(tape: Tape, root: int) -> list[int]:
-    nodes = tape.nodes
+    inputs = tape.inputs
     seen = bytearray(root + 1)
     seen[root] = 1
     for i in range(root, -1, -1):  # inputs always have smaller ids: one reverse pass suffices
         if seen[i]:
-            for j in nodes[i].inputs:
+            for j in inputs[i]:
                 seen[j] = 1
     return [i for i in range(root + 1) if seen[i]]
 
@@ -122,23 +122,24 @@ def trace(output: Tensor) -> Graph:
     new_id = {old: k for k, old in enumerate(order)}
     nodes, edges = [], []
     gn, en = tape.grad_norms, tape.edge_norms
+    meta, names = tape.meta, tape.names
     for k, i in enumerate(order):
-        n = tape.nodes[i]
+        shape, dtype, kind, scope, step, req = meta[i]
+        ins = tape.inputs[i]
         params = []
-        for j in n.inputs:
-            src = tape.nodes[j]
-            if src.kind == "param" and src.name and src.name not in params:
-                params.append(src.name)
+        for j in ins:
+            if meta[j][2] == "param" and names.get(j) and names[j] not in params:
+                params.append(names[j])
         nodes.append({
-            "id": k, "op": n.op, "kind": n.kind, "name": n.name,
-            "shape": [int(s) for s in n.shape], "dtype": str(n.dtype), "scope": n.scope,
-            "step": n.step, "param": ",".join(params) or None,
-            "requires_grad": bool(n.requires_grad), "src": n.src,
-            "value_norm": _num(n.value_norm), "grad_norm": _num(gn.get(i))})
-        for pos, j in enumerate(n.inputs):
-            if j in n.inputs[:pos]:
+            "id": k, "op": tape.op_name(i), "kind": kind, "name": names.get(i),
+            "shape": [int(d) for d in shape], "dtype": str(dtype), "scope": scope, "step": step,
+            "param": ",".join(params) or None, "requires_grad": bool(req),
+            "src": tape.src.get(i), "value_norm": _num(tape.value_norms.get(i)),
+            "grad_norm": _num(gn.get(i))})
+        for pos, j in enumerate(ins):
+            if j in ins[:pos]:
                 continue
-            args = [p for p, jj in enumerate(n.inputs) if jj == j]
+            args = [p for p, jj in enumerate(ins) if jj == j]
             edges.append({"source": new_id[j], "target": k, "arg": args[0], "args": args,
                           "grad_norm": _num(en.get((j, i)))})
     out = new_id[output._idx]

@@ -1,6 +1,6 @@
 """The public op functions (``tg.tanh(x)``) and the Tensor methods and operators built on them.
 
-Flow: user code -> these wrappers -> `tensor.apply(name, primitive, inputs)` -> the tape. The
+Flow: user code -> these wrappers -> `tensor.apply(op, inputs)` -> the tape. The
 primitives themselves (forward + vjp) live in `ops_math`, `ops_shape` and `ops_nn`.
 """
 from __future__ import annotations
@@ -22,32 +22,33 @@ def _t(x: Any, op: str) -> Tensor:
     return as_tensor(x, op=op)
 
 
-def _binary(name: str, fn: Any, a: Any, b: Any) -> Tensor:
+def _binary(op: Any, a: Any, b: Any) -> Tensor:
     if isinstance(a, Tensor):
-        b = as_tensor(b, a, name)
+        if not isinstance(b, Tensor):
+            b = as_tensor(b, a, op.name)
     else:
-        a = as_tensor(a, b, name)
-    return apply(name, fn, (a, b))
+        a = as_tensor(a, b, op.name)
+    return apply(op, (a, b))
 
 
 def add(a: Any, b: Any) -> Tensor:
     """a + b, broadcasting."""
-    return _binary("add", M.add, a, b)
+    return _binary(M.Add, a, b)
 
 
 def sub(a: Any, b: Any) -> Tensor:
     """a - b, broadcasting."""
-    return _binary("sub", M.sub, a, b)
+    return _binary(M.Sub, a, b)
 
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b, broadcasting."""
-    return _binary("mul", M.mul, a, b)
+    return _binary(M.Mul, a, b)
 
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b, broadcasting."""
-    return _binary("div", M.div, a, b)
+    return _binary(M.Div, a, b)
 
 
 def matmul(a: Any, b: Any) -> Tensor:
@@ -55,12 +56,12 @@ def matmul(a: Any, b: Any) -> Tensor:
     if isinstance(a, Tensor) and isinstance(b, Tensor) and (a.ndim == 0 or b.ndim == 0):
         raise ValueError(f"matmul{_where()}: shapes {a.shape} and {b.shape}: matmul needs at "
                          f"least 1-D operands; use * for scalars")
-    return _binary("matmul", M.matmul, a, b)
+    return _binary(M.Matmul, a, b)
 
 
 def neg(a: Tensor) -> Tensor:
     """-a."""
-    return apply("neg", M.neg, (_t(a, "neg"),))
+    return apply(M.Neg, (_t(a, "neg"),))
 
 
 def pow(a: Tensor, exponent: float) -> Tensor:
@@ -68,48 +69,48 @@ def pow(a: Tensor, exponent: float) -> Tensor:
     if isinstance(exponent, Tensor) or not np.isscalar(exponent):
         raise TypeError(f"pow{_where()}: the exponent must be a Python number, got "
                         f"{type(exponent).__name__}")
-    return apply("pow", M.pow, (_t(a, "pow"),), exponent=exponent)
+    return apply(M.Pow, (_t(a, "pow"),), exponent=exponent)
 
 
-def _unary(name: str, fn: Any):
-    def op(a: Tensor) -> Tensor:
-        return apply(name, fn, (_t(a, name),))
-    op.__name__ = name
-    op.__doc__ = f"Elementwise {name}."
-    return op
+def _unary(op: Any):
+    def fn(a: Tensor) -> Tensor:
+        return apply(op, (a if isinstance(a, Tensor) else _t(a, op.name),))
+    fn.__name__ = op.name
+    fn.__doc__ = f"Elementwise {op.name}."
+    return fn
 
 
-exp = _unary("exp", M.exp)
-log = _unary("log", M.log)
-tanh = _unary("tanh", M.tanh)
-sigmoid = _unary("sigmoid", M.sigmoid)
-relu = _unary("relu", M.relu)
+exp = _unary(M.Exp)
+log = _unary(M.Log)
+tanh = _unary(M.Tanh)
+sigmoid = _unary(M.Sigmoid)
+relu = _unary(M.Relu)
 
 
 def sum(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Sum over `axis` (all axes when None)."""
-    return apply("sum", M.sum, (_t(a, "sum"),), axis=axis, keepdims=keepdims)
+    return apply(M.Sum, (_t(a, "sum"),), axis=axis, keepdims=keepdims)
 
 
 def mean(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Mean over `axis` (all axes when None)."""
-    return apply("mean", M.mean, (_t(a, "mean"),), axis=axis, keepdims=keepdims)
+    return apply(M.Mean, (_t(a, "mean"),), axis=axis, keepdims=keepdims)
 
 
 def max(a: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     """Maximum over `axis`; ties share the gradient."""
-    return apply("max", M.max, (_t(a, "max"),), axis=axis, keepdims=keepdims)
+    return apply(M.Max, (_t(a, "max"),), axis=axis, keepdims=keepdims)
 
 
 def reshape(a: Tensor, *shape: Any) -> Tensor:
     """The same values in a new shape (``reshape(x, 2, 3)`` or ``reshape(x, (2, 3))``)."""
     shp = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
-    return apply("reshape", S.reshape, (_t(a, "reshape"),), shape=shp)
+    return apply(S.Reshape, (_t(a, "reshape"),), shape=shp)
 
 
 def transpose(a: Tensor, axes: Sequence[int] | None = None) -> Tensor:
     """Permute axes (reverse them when `axes` is None)."""
-    return apply("transpose", S.transpose, (_t(a, "transpose"),),
+    return apply(S.Transpose, (_t(a, "transpose"),),
                  axes=None if axes is None else tuple(axes))
 
 
@@ -125,19 +126,19 @@ def _index(index: Any) -> Any:
 
 def getitem(a: Tensor, index: Any) -> Tensor:
     """a[index]: slices, ints and integer arrays (scatter-add vjp)."""
-    return apply("getitem", S.getitem, (a,), index=_index(index))
+    return apply(S.Getitem, (a,), index=_index(index))
 
 
 def concat(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis."""
     ts = _seq(tensors, "concat")
-    return apply("concat", S.concat, ts, axis=axis)
+    return apply(S.Concat, ts, axis=axis)
 
 
 def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along a new axis."""
     ts = _seq(tensors, "stack")
-    return apply("stack", S.stack, ts, axis=axis)
+    return apply(S.Stack, ts, axis=axis)
 
 
 def _seq(tensors: Sequence[Any], op: str) -> tuple:
@@ -162,7 +163,7 @@ def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
                              f"but axis {axis} of shape {a.shape} has {n}")
     out, start = [], 0
     for s in sizes:
-        out.append(apply("split", S.split_part, (a,), start=start, stop=start + s, axis=axis))
+        out.append(apply(S.SplitPart, (a,), start=start, stop=start + s, axis=axis))
         start += s
     return out
 
@@ -171,51 +172,51 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """Pick from `a` where `cond` holds, else from `b` (cond carries no gradient)."""
     c = np.asarray(cond.data if isinstance(cond, Tensor) else cond, dtype=bool)
     like = a if isinstance(a, Tensor) else b
-    return apply("where", S.where, (as_tensor(a, like, "where"), as_tensor(b, like, "where")),
+    return apply(S.Where, (as_tensor(a, like, "where"), as_tensor(b, like, "where")),
                  cond=c)
 
 
 def detach(a: Tensor) -> Tensor:
     """A tensor with the same values from which no gradient flows back."""
-    return apply("detach", S.detach, (a,))
+    return apply(S.Detach, (a,))
 
 
 def argmax(a: Tensor, axis: int = -1) -> Tensor:
     """Index of the maximum along `axis` (recorded, no gradient)."""
-    return apply("argmax", S.argmax, (a,), axis=axis)
+    return apply(S.Argmax, (a,), axis=axis)
 
 
 def one_hot(ids: Any, num_classes: int, dtype: Any = np.float64) -> Tensor:
     """Rows of the identity picked by integer `ids` (recorded, no gradient)."""
-    return apply("one_hot", S.one_hot, (_t(ids, "one_hot"),), num_classes=num_classes,
+    return apply(S.OneHot, (_t(ids, "one_hot"),), num_classes=num_classes,
                  dtype=dtype)
 
 
 def softmax(a: Tensor, axis: int = -1) -> Tensor:
     """exp(a) / sum(exp(a)) along `axis`, computed stably."""
-    return apply("softmax", N.softmax, (_t(a, "softmax"),), axis=axis)
+    return apply(N.Softmax, (_t(a, "softmax"),), axis=axis)
 
 
 def log_softmax(a: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(a)) along `axis`, computed stably."""
-    return apply("log_softmax", N.log_softmax, (_t(a, "log_softmax"),), axis=axis)
+    return apply(N.LogSoftmax, (_t(a, "log_softmax"),), axis=axis)
 
 
 def cross_entropy(logits: Tensor, targets: Any, reduction: str = "mean") -> Tensor:
     """Softmax cross-entropy of logits (..., K) against integer targets (...)."""
-    return apply("cross_entropy", N.cross_entropy, (logits, _t(targets, "cross_entropy")),
+    return apply(N.CrossEntropy, (logits, _t(targets, "cross_entropy")),
                  reduction=reduction)
 
 
 def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean (or summed) squared error."""
-    return apply("mse_loss", N.mse_loss, (pred, as_tensor(target, pred, "mse_loss")),
+    return apply(N.MseLoss, (pred, as_tensor(target, pred, "mse_loss")),
                  reduction=reduction)
 
 
 def embedding(weight: Tensor, ids: Any) -> Tensor:
     """Rows of `weight` (V, D) picked by integer `ids` (...), giving (..., D)."""
-    return apply("embedding", N.embedding, (weight, _t(ids, "embedding")))
+    return apply(N.Embedding, (weight, _t(ids, "embedding")))
 
 
 import builtins as _builtins  # noqa: E402  (sum/max above shadow the builtins in this module)
@@ -229,18 +230,18 @@ builtin_sum = _builtins.sum
 
 def _install() -> None:
     T = Tensor
-    T.__add__ = lambda a, b: _binary("add", M.add, a, b)
-    T.__radd__ = lambda a, b: _binary("add", M.add, b, a)
-    T.__sub__ = lambda a, b: _binary("sub", M.sub, a, b)
-    T.__rsub__ = lambda a, b: _binary("sub", M.sub, b, a)
-    T.__mul__ = lambda a, b: _binary("mul", M.mul, a, b)
-    T.__rmul__ = lambda a, b: _binary("mul", M.mul, b, a)
-    T.__truediv__ = lambda a, b: _binary("div", M.div, a, b)
-    T.__rtruediv__ = lambda a, b: _binary("div", M.div, b, a)
+    T.__add__ = lambda a, b: _binary(M.Add, a, b)
+    T.__radd__ = lambda a, b: _binary(M.Add, b, a)
+    T.__sub__ = lambda a, b: _binary(M.Sub, a, b)
+    T.__rsub__ = lambda a, b: _binary(M.Sub, b, a)
+    T.__mul__ = lambda a, b: _binary(M.Mul, a, b)
+    T.__rmul__ = lambda a, b: _binary(M.Mul, b, a)
+    T.__truediv__ = lambda a, b: _binary(M.Div, a, b)
+    T.__rtruediv__ = lambda a, b: _binary(M.Div, b, a)
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__pow__ = lambda a, p: pow(a, p)
-    T.__neg__ = lambda a: apply("neg", M.neg, (a,))
+    T.__neg__ = lambda a: apply(M.Neg, (a,))
     T.__getitem__ = getitem
     for fn in (exp, log, tanh, sigmoid, relu, sum, mean, max, reshape, transpose, softmax,
                log_softmax, argmax, split):

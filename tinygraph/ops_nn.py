@@ -1,35 +1,38 @@
 """Neural-network primitives: softmax, log_softmax, the losses, embedding lookup.
 
-Flow: registered in `registry.OPS`; called through `tensor.apply`. The losses fuse their vjp
+Flow: registered in `registry.OPS`; run through `tensor.apply`. The losses fuse their backward
 (``softmax - onehot``) and save only what it needs: the softmax, never the logits.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .registry import defop, unbroadcast
-
-
-def _softmax(a, axis):
-    e = np.exp(a - np.max(a, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
+from .registry import defop
 
 
 @defop("softmax", examples=lambda r: [([r.standard_normal((3, 5))], {"axis": -1}),
                                       ([r.standard_normal((3, 5))], {"axis": 0})])
-def softmax(a, axis=-1):
-    out = _softmax(a, axis)
-    return out, lambda g, need: (out * (g - np.sum(g * out, axis=axis, keepdims=True)),)
+class Softmax:
+    def forward(a, axis=-1):
+        e = np.exp(a - np.max(a, axis=axis, keepdims=True))
+        out = e / np.sum(e, axis=axis, keepdims=True)
+        return out, (out, axis)
+
+    def backward(g, saved, need):
+        out, axis = saved
+        return (out * (g - np.sum(g * out, axis=axis, keepdims=True)),)
 
 
 @defop("log_softmax", examples=lambda r: [([r.standard_normal((3, 5))], {"axis": -1})])
-def log_softmax(a, axis=-1):
-    shifted = a - np.max(a, axis=axis, keepdims=True)
-    out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+class LogSoftmax:
+    def forward(a, axis=-1):
+        shifted = a - np.max(a, axis=axis, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        return out, (out, axis)
 
-    def vjp(g, need):
+    def backward(g, saved, need):
+        out, axis = saved
         return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
-    return out, vjp
 
 
 def _check_targets(logits, targets):
@@ -47,65 +50,71 @@ def _check_targets(logits, targets):
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
 @defop("cross_entropy", examples=lambda r: [
     ([r.standard_normal((4, 5)), r.integers(0, 5, 4)], {"reduction": red})
     for red in _REDUCTIONS] + [([r.standard_normal(5), np.array(2)], {})])
-def cross_entropy(logits, targets, reduction="mean"):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    _check_targets(logits, targets)
-    shifted = logits - np.max(logits, axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    z = np.sum(e, axis=-1, keepdims=True)
-    p = e / z                                            # softmax: the only saved buffer
-    picked = np.take_along_axis(shifted, targets[..., None], axis=-1)[..., 0]
-    losses = np.log(z[..., 0]) - picked                 # (N,)
-    n = losses.size
-    out = losses if reduction == "none" else (losses.sum() if reduction == "sum" else
-                                              losses.sum() / max(n, 1))
+class CrossEntropy:
+    def forward(logits, targets, reduction="mean"):
+        _check_reduction(reduction)
+        _check_targets(logits, targets)
+        shifted = logits - np.max(logits, axis=-1, keepdims=True)
+        e = np.exp(shifted)
+        z = np.sum(e, axis=-1, keepdims=True)
+        p = e / z                                   # softmax: the only saved buffer
+        idx = targets[..., None]
+        losses = np.log(z[..., 0]) - np.take_along_axis(shifted, idx, axis=-1)[..., 0]
+        n = max(losses.size, 1)
+        out = losses if reduction == "none" else losses.sum() / (n if reduction == "mean" else 1)
+        return np.asarray(out, dtype=logits.dtype), (p, idx, reduction, n)
 
-    def vjp(g, need):
+    def backward(g, saved, need):
+        p, idx, reduction, n = saved
         d = p.copy()
-        np.put_along_axis(d, targets[..., None], np.take_along_axis(d, targets[..., None], -1)
-                          - 1.0, axis=-1)
-        scale = g[..., None] if reduction == "none" else (g / max(n, 1) if reduction == "mean"
-                                                          else g)
-        return (d * scale, None)
-    return np.asarray(out, dtype=logits.dtype), vjp
+        np.put_along_axis(d, idx, np.take_along_axis(d, idx, -1) - 1.0, axis=-1)
+        if reduction == "none":
+            return (d * g[..., None], None)
+        return (d * (g / n if reduction == "mean" else g), None)
 
 
 @defop("mse_loss", examples=lambda r: [([r.standard_normal((3, 4)), r.standard_normal((3, 4))],
                                         {"reduction": red}) for red in _REDUCTIONS])
-def mse_loss(pred, target, reduction="mean"):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-    if pred.shape != target.shape:
-        raise ValueError(f"prediction of shape {pred.shape} and target of shape {target.shape} "
-                         f"differ")
-    diff = pred - target
-    sq = diff * diff
-    out = sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
-    scale = 2.0 / max(diff.size, 1) if reduction == "mean" else 2.0
+class MseLoss:
+    def forward(pred, target, reduction="mean"):
+        _check_reduction(reduction)
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction of shape {pred.shape} and target of shape "
+                             f"{target.shape} differ")
+        diff = pred - target
+        sq = diff * diff
+        out = sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
+        scale = 2.0 / max(diff.size, 1) if reduction == "mean" else 2.0
+        return np.asarray(out, dtype=diff.dtype), (diff, scale)
 
-    def vjp(g, need):
+    def backward(g, saved, need):
+        diff, scale = saved
         d = g * scale * diff
         return (d if need[0] else None, -d if need[1] else None)
-    return np.asarray(out, dtype=diff.dtype), vjp
 
 
 @defop("embedding", examples=lambda r: [([r.standard_normal((6, 3)), np.array([[0, 2], [5, 2]])],
                                          {})])
-def embedding(weight, ids):
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
-    v = weight.shape[0]
-    if ids.size and (ids.min() < 0 or ids.max() >= v):
-        raise ValueError(f"ids must lie in [0, {v}) for a table of {v} rows, got min {ids.min()} "
-                         f"and max {ids.max()}")
-    shape = weight.shape
+class Embedding:
+    def forward(weight, ids):
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
+        v = weight.shape[0]
+        if ids.size and (ids.min() < 0 or ids.max() >= v):
+            raise ValueError(f"ids must lie in [0, {v}) for a table of {v} rows, got min "
+                             f"{ids.min()} and max {ids.max()}")
+        return weight[ids], (weight.shape, ids)
 
-    def vjp(g, need):
+    def backward(g, saved, need):
+        shape, ids = saved
         full = np.zeros(shape, dtype=g.dtype)
         np.add.at(full, ids.ravel(), g.reshape(-1, shape[1]))
         return (full, None)
-    return weight[ids], vjp

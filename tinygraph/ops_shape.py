@@ -1,7 +1,7 @@
 """Shape, indexing and selection primitives, plus the recorded ops that carry no gradient.
 
-Flow: registered in `registry.OPS`; called through `tensor.apply`. `detach`, `argmax` and
-`one_hot` are recorded (so views can draw the cut of truncated BPTT and the fed-back output of a
+Flow: registered in `registry.OPS`; run through `tensor.apply`. `detach`, `argmax` and `one_hot`
+are recorded (so views can draw the cut of truncated BPTT and the fed-back output of a
 free-running RNN) but send no gradient back.
 """
 from __future__ import annotations
@@ -13,16 +13,22 @@ from .registry import defop, unbroadcast
 
 @defop("reshape", examples=lambda r: [([r.standard_normal((3, 4))], {"shape": (2, 6)}),
                                       ([r.standard_normal((3, 4))], {"shape": (-1,)})])
-def reshape(a, shape):
-    old = a.shape
-    return a.reshape(shape), lambda g, need: (g.reshape(old),)
+class Reshape:
+    def forward(a, shape):
+        return a.reshape(shape), (a.shape,)
+
+    def backward(g, saved, need):
+        return (g.reshape(saved[0]),)
 
 
 @defop("transpose", examples=lambda r: [([r.standard_normal((3, 4))], {"axes": None}),
                                         ([r.standard_normal((2, 3, 4))], {"axes": (1, 2, 0)})])
-def transpose(a, axes=None):
-    inv = None if axes is None else tuple(np.argsort(axes))
-    return np.transpose(a, axes), lambda g, need: (np.transpose(g, inv),)
+class Transpose:
+    def forward(a, axes=None):
+        return np.transpose(a, axes), (None if axes is None else tuple(np.argsort(axes)),)
+
+    def backward(g, saved, need):
+        return (np.transpose(g, saved[0]),)
 
 
 def _is_basic(index) -> bool:
@@ -35,18 +41,18 @@ def _is_basic(index) -> bool:
     ([r.standard_normal((4, 5))], {"index": 2}),
     ([r.standard_normal((4, 5))], {"index": (np.array([0, 2, 2]), slice(None))}),
     ([r.standard_normal((4, 5))], {"index": (np.array([0, 1, 3]), np.array([4, 4, 0]))})])
-def getitem(a, index):
-    out = a[index]
-    shape, dtype = a.shape, a.dtype
+class Getitem:
+    def forward(a, index):
+        return a[index], (a.shape, a.dtype, index)
 
-    def vjp(g, need):
+    def backward(g, saved, need):
+        shape, dtype, index = saved
         full = np.zeros(shape, dtype=dtype)
         if _is_basic(index):
             full[index] = g
         else:
             np.add.at(full, index, g)  # repeated indices accumulate (scatter-add)
         return (full,)
-    return out, vjp
 
 
 def _concat_examples(r):
@@ -56,60 +62,76 @@ def _concat_examples(r):
 
 
 @defop("concat", examples=_concat_examples)
-def concat(*arrays, axis=0):
-    out = np.concatenate(arrays, axis=axis)
-    cuts = np.cumsum([x.shape[axis] for x in arrays])[:-1]
-    return out, lambda g, need: tuple(np.split(g, cuts, axis=axis))
+class Concat:
+    def forward(*arrays, axis=0):
+        cuts = tuple(np.cumsum([x.shape[axis] for x in arrays])[:-1].tolist())
+        return np.concatenate(arrays, axis=axis), (cuts, axis)
+
+    def backward(g, saved, need):
+        cuts, axis = saved
+        return tuple(np.split(g, cuts, axis=axis))
 
 
 @defop("stack", examples=lambda r: [([r.standard_normal((2, 3)) for _ in range(3)], {"axis": 0}),
                                     ([r.standard_normal((2, 3)) for _ in range(2)], {"axis": -1})])
-def stack(*arrays, axis=0):
-    out = np.stack(arrays, axis=axis)
-    return out, lambda g, need: tuple(np.moveaxis(g, axis, 0))
+class Stack:
+    def forward(*arrays, axis=0):
+        return np.stack(arrays, axis=axis), (axis,)
+
+    def backward(g, saved, need):
+        return tuple(np.moveaxis(g, saved[0], 0))
 
 
 @defop("split", examples=lambda r: [([r.standard_normal((5, 3))],
                                      {"start": 1, "stop": 4, "axis": 0}),
                                     ([r.standard_normal((2, 6))],
                                      {"start": 0, "stop": 2, "axis": 1})])
-def split_part(a, start, stop, axis=0):
-    """One piece ``[start:stop]`` along `axis`; `ops.split` makes one such node per piece."""
-    index = (slice(None),) * (axis % a.ndim) + (slice(start, stop),)
-    shape, dtype = a.shape, a.dtype
+class SplitPart:
+    """One piece ``[start:stop]`` along `axis`; `ops.split` records one such node per piece."""
 
-    def vjp(g, need):
+    def forward(a, start, stop, axis=0):
+        index = (slice(None),) * (axis % a.ndim) + (slice(start, stop),)
+        return a[index], (a.shape, a.dtype, index)
+
+    def backward(g, saved, need):
+        shape, dtype, index = saved
         full = np.zeros(shape, dtype=dtype)
         full[index] = g
         return (full,)
-    return a[index], vjp
 
 
 @defop("where", examples=lambda r: [([r.standard_normal((3, 4)), r.standard_normal((3, 4))],
                                      {"cond": r.standard_normal((3, 4)) > 0}),
                                     ([r.standard_normal((3, 4)), r.standard_normal((4,))],
                                      {"cond": r.standard_normal((1, 4)) > 0})])
-def where(a, b, cond):
-    out = np.where(cond, a, b)
-    return out, lambda g, need: (unbroadcast(np.where(cond, g, 0.0), a.shape) if need[0] else None,
-                                 unbroadcast(np.where(cond, 0.0, g), b.shape) if need[1] else None)
+class Where:
+    def forward(a, b, cond):
+        return np.where(cond, a, b), (cond, a.shape, b.shape)
+
+    def backward(g, saved, need):
+        cond, sa, sb = saved
+        return (unbroadcast(np.where(cond, g, 0.0), sa) if need[0] else None,
+                unbroadcast(np.where(cond, 0.0, g), sb) if need[1] else None)
 
 
-@defop("detach", differentiable=False)
-def detach(a):
-    return a, None
+@defop("detach")
+class Detach:
+    def forward(a):
+        return a, None
 
 
-@defop("argmax", differentiable=False)
-def argmax(a, axis=-1):
-    return np.argmax(a, axis=axis), None
+@defop("argmax")
+class Argmax:
+    def forward(a, axis=-1):
+        return np.argmax(a, axis=axis), None
 
 
-@defop("one_hot", differentiable=False)
-def one_hot(ids, num_classes, dtype=np.float64):
-    if ids.dtype.kind not in "iu":
-        raise TypeError(f"ids must be integers, got {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
-        raise ValueError(f"ids must lie in [0, {num_classes}), got min {ids.min()} "
-                         f"and max {ids.max()}")
-    return np.eye(num_classes, dtype=dtype)[ids], None
+@defop("one_hot")
+class OneHot:
+    def forward(ids, num_classes, dtype=np.float64):
+        if ids.dtype.kind not in "iu":
+            raise TypeError(f"ids must be integers, got {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+            raise ValueError(f"ids must lie in [0, {num_classes}), got min {ids.min()} "
+                             f"and max {ids.max()}")
+        return np.eye(num_classes, dtype=dtype)[ids], None

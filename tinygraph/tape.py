@@ -2,7 +2,7 @@
 
 Flow: model code -> **tape** -> backward sweep / export -> viz.
 
-A `Tape` is a list of `Node`s. A node's id is its index in that list, so the list is already in
+A `Tape` is a record of nodes. A node's id is its index in that record, so the list is already in
 topological order and backward is one reverse sweep over it. Tensors made by ops hold a strong
 reference to their tape; the tape holds no reference to them (only to leaves), so there are no
 reference cycles and a tape is freed by refcounting as soon as the last tensor of it goes.
@@ -16,60 +16,77 @@ import contextlib
 import os
 import sys
 import weakref
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 
+@dataclass(frozen=True)
 class Node:
-    """One recorded op (or a leaf) of a tape; `inputs` are tape indices, in argument order."""
+    """A read-only view of one recorded node (made on demand by `Tape.node`)."""
 
-    __slots__ = ("op", "inputs", "vjp", "need", "shape", "dtype", "kind", "name", "scope",
-                 "step", "requires_grad", "leaf", "src", "value_norm")
-
-    def __init__(self, op: str, inputs: tuple, vjp: Any, need: tuple, shape: tuple, dtype: Any,
-                 kind: str, scope: str, step: int | None, requires_grad: bool,
-                 leaf: Any = None) -> None:
-        self.op = op
-        self.inputs = inputs
-        self.vjp = vjp
-        self.need = need
-        self.shape = shape
-        self.dtype = dtype
-        self.kind = kind
-        self.name = None
-        self.scope = scope
-        self.step = step
-        self.requires_grad = requires_grad
-        self.leaf = leaf
-        self.src = None
-        self.value_norm = None
+    id: int
+    op: str
+    inputs: tuple
+    kind: str
+    name: str | None
+    shape: tuple
+    dtype: Any
+    scope: str
+    step: int | None
+    requires_grad: bool
+    src: str | None
+    value_norm: float | None
 
 
-def _freed(g: Any, need: tuple) -> None:  # placeholder vjp of a node whose buffers were released
-    raise RuntimeError("freed")
-
-
-FREED = _freed
+FREED = False  # the `saved` entry of a node whose buffers backward released
 
 
 class Tape:
-    """An append-only record of nodes, plus what backward and export need beside them."""
+    """An append-only record of nodes, kept as parallel lists (one entry per node).
 
-    __slots__ = ("nodes", "leaves", "hooks", "retained", "grad_norms", "edge_norms", "node_grads",
-                 "contribs", "released", "__weakref__")
+    Per node: `ops` (the op class, None for a leaf), `inputs` (tuple of node ids, argument order
+    kept), `saved` (what its backward needs; None when no gradient flows; FREED once released),
+    `need` (which inputs take a gradient) and `meta` = (shape, dtype, kind, scope, step,
+    requires_grad). Everything per node is a tuple of atoms and arrays, which Python's garbage
+    collector stops tracking: a long tape costs it next to nothing. Sparse facts live in dicts.
+    """
+
+    __slots__ = ("ops", "inputs", "saved", "need", "meta", "names", "leaf", "leaves", "external",
+                 "src", "value_norms", "hooks", "retained", "grad_norms", "edge_norms",
+                 "node_grads", "contribs", "released", "__weakref__")
 
     def __init__(self) -> None:
-        self.nodes: list[Node] = []
-        self.leaves: dict[int, int] = {}          # id(tensor) -> node index (the node keeps it alive)
+        self.ops: list[Any] = []
+        self.inputs: list[tuple] = []
+        self.saved: list[Any] = []
+        self.need: list[tuple] = []
+        self.meta: list[tuple] = []
+        self.names: dict[int, str] = {}
+        self.leaf: dict[int, Any] = {}              # node id -> leaf tensor (kept alive here)
+        self.leaves: dict[int, int] = {}            # id(leaf tensor) -> node id
+        self.external: set[int] = set()             # leaves made by an older, released tape
+        self.src: dict[int, str] = {}
+        self.value_norms: dict[int, float] = {}
         self.hooks: dict[int, list[Callable]] = {}
         self.retained: dict[int, weakref.ref] = {}
-        self.grad_norms: dict[int, float] = {}     # filled by backward(keep_grads=True)
+        self.grad_norms: dict[int, float] = {}      # filled by backward(keep_grads=True)
         self.edge_norms: dict[tuple[int, int], float] = {}
         self.node_grads: dict[int, Any] = {}
-        self.contribs: dict[tuple[int, int], Any] = {}  # (leaf, consumer) -> contribution
+        self.contribs: dict[tuple[int, int], Any] = {}  # (param leaf, consumer) -> contribution
         self.released = False
 
     def __len__(self) -> int:
-        return len(self.nodes)
+        return len(self.ops)
+
+    def op_name(self, i: int) -> str:
+        op = self.ops[i]
+        return "leaf" if op is None else op.name
+
+    def node(self, i: int) -> Node:
+        """The node with id `i` as a read-only record."""
+        shape, dtype, kind, scope, step, req = self.meta[i]
+        return Node(i, self.op_name(i), self.inputs[i], kind, self.names.get(i), shape, dtype,
+                    scope, step, req, self.src.get(i), self.value_norms.get(i))
 
 
 class _State:

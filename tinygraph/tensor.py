@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import tape as _tp
-from .tape import STATE, Node, Tape
+from .tape import STATE, Tape
 
 DEFAULT_DTYPE = np.float64
 _SCALARS = (numbers.Number, np.generic)
@@ -32,7 +32,8 @@ class Tensor:
     dtype : numpy dtype, optional
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "_name", "_tape", "_idx", "_hooks", "_retain",
+    # op outputs never set `_hooks` (their hooks live on the tape): read it with getattr
+    __slots__ = ("data", "_grad", "requires_grad", "_name", "_tape", "_idx", "_hooks",
                  "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
@@ -56,7 +57,6 @@ class Tensor:
         self._tape: Tape | None = None
         self._idx = -1
         self._hooks: list | None = None
-        self._retain = False
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -84,8 +84,11 @@ class Tensor:
             raise TypeError(f"named: name must be a str, got {type(name).__name__}")
         self._name = name
         tape = self._tape
-        if tape is not None and not tape.released:
-            tape.nodes[self._idx].name = name
+        if tape is not None:
+            if name is None:
+                tape.names.pop(self._idx, None)
+            else:
+                tape.names[self._idx] = name
         return self
 
     shape = property(lambda self: self.data.shape, doc="Shape of the value.")
@@ -97,7 +100,7 @@ class Tensor:
     @property
     def op(self) -> str | None:
         """Name of the op that made this tensor (None for leaves)."""
-        return None if self._tape is None else self._tape.nodes[self._idx].op
+        return None if self._tape is None else self._tape.op_name(self._idx)
 
     def numpy(self) -> np.ndarray:
         """The value as a numpy array (shared, not copied)."""
@@ -157,7 +160,6 @@ class Tensor:
         """Keep this non-leaf tensor's gradient in `.grad` after backward."""
         if self._tape is None:
             return self
-        self._retain = True
         import weakref
         self._tape.retained[self._idx] = weakref.ref(self)
         return self
@@ -172,7 +174,7 @@ class Tensor:
         if self._tape is not None:
             self._tape.hooks.setdefault(self._idx, []).append(fn)
         else:
-            if self._hooks is None:
+            if getattr(self, "_hooks", None) is None:
                 self._hooks = []
             self._hooks.append(fn)
         return fn
@@ -208,87 +210,108 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     idx = tape.leaves.get(key)
     if idx is not None:
         return idx
-    idx = len(tape.nodes)
-    if t._tape is not None:  # made on another (released) tape: an input here, no way back
+    idx = len(tape.ops)
+    name = t._name
+    if t._tape is not None:  # made on another (released) tape: an input here, with no way back
         kind = "input"
-        node = Node("leaf", (), _external_vjp(t), (), t.data.shape, t.data.dtype, kind,
-                    STATE.scope, STATE.step, t.requires_grad, t)
-        old = t._tape.nodes[t._idx]
-        node.name, node.step, node.scope = t._name, old.step, old.scope
+        _, _, _, scope, step, _ = t._tape.meta[t._idx]
+        if t.requires_grad:
+            tape.external.add(idx)
+    elif isinstance(t, Parameter):
+        kind, scope, step = "param", STATE.scope, None
     else:
-        kind = "param" if isinstance(t, Parameter) else ("const" if t._name == "<const>" else "input")
-        node = Node("leaf", (), None, (), t.data.shape, t.data.dtype, kind, STATE.scope,
-                    None, t.requires_grad, t)
-        node.name = None if kind == "const" else t._name
-        if kind == "input":
-            node.step = STATE.step
-    if STATE.source:
-        node.src = _tp.user_frame_line()
-    if STATE.values and t.data.dtype.kind in "fc":
-        node.value_norm = float(np.linalg.norm(t.data))
-    tape.nodes.append(node)
+        kind, scope, step = ("const" if name == "<const>" else "input"), STATE.scope, STATE.step
+        if kind == "const":
+            name = None
+    tape.ops.append(None)
+    tape.inputs.append(())
+    tape.saved.append(None)
+    tape.need.append(())
+    tape.meta.append((t.data.shape, t.data.dtype, kind, scope, step, t.requires_grad))
+    if name is not None:
+        tape.names[idx] = name
+    tape.leaf[idx] = t
     tape.leaves[key] = idx
+    if STATE.source:
+        tape.src[idx] = _tp.user_frame_line()
+    if STATE.values and t.data.dtype.kind in "fc":
+        tape.value_norms[idx] = float(np.linalg.norm(t.data))
     return idx
 
 
-def _external_vjp(t: Tensor) -> Callable:
-    def vjp(g: Any, need: tuple) -> tuple:
-        raise RuntimeError(
-            f"backward: tensor {t._name or ''} (op {t.op}) was made by a graph that was already "
-            f"backpropagated and released. Carried state in truncated BPTT must be cut with "
-            f".detach() before the next forward; or pass retain_graph=True to the first backward.")
-    return vjp
+def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
+    """Run ``op.forward(*arrays, **static)`` and record it on the current tape.
 
-
-def apply(op: str, fn: Callable, tensors: tuple, *args: Any, **kwargs: Any) -> Tensor:
-    """Run `fn(*arrays, *args, **kwargs) -> (out, vjp)` and record it on the current tape."""
+    This is the hot path of the engine, written out flat on purpose: it runs once per op.
+    """
     st = STATE
-    track = False
-    if st.grad_enabled:
-        for t in tensors:
-            if t.requires_grad or (t._tape is not None and not t._tape.released):
-                track = True
-                break
     try:
-        out, vjp = fn(*[t.data for t in tensors], *args, **kwargs)
+        if len(tensors) == 2:
+            out, saved = op.forward(tensors[0].data, tensors[1].data, **static)
+        elif len(tensors) == 1:
+            out, saved = op.forward(tensors[0].data, **static)
+        else:
+            out, saved = op.forward(*[t.data for t in tensors], **static)
     except (ValueError, IndexError) as e:
         shapes = " and ".join(str(t.shape) for t in tensors)
-        raise type(e)(f"{op}{_tp.where()}: shapes {shapes}: {e}") from None
-    if not isinstance(out, np.ndarray):
+        raise type(e)(f"{op.name}{_tp.where()}: shapes {shapes}: {e}") from None
+    except TypeError as e:
+        raise TypeError(f"{op.name}{_tp.where()}: {e}") from None
+    if out.__class__ is not np.ndarray:
         out = np.asarray(out)
-    res = Tensor.__new__(Tensor)
-    res.data = out
-    res._grad = None
-    res._name = None
-    res._hooks = None
-    res._retain = False
     if st.anomaly:
         from .debug import check_forward
-        check_forward(op, tensors, out)
-    if not track:
-        res.requires_grad = False
-        res._tape = None
-        res._idx = -1
+        check_forward(op.name, tensors, out)
+    res = _new(Tensor)
+    res.data = out
+    res._grad = res._name = res._tape = None
+    res.requires_grad = False
+    res._idx = -1
+    if not st.grad_enabled:
         return res
-    tape = _tp.current_tape()
+    tape = st.tape_ref()
+    if tape is None or tape.released:
+        tape = _tp.current_tape()
     ids = []
     need = []
+    track = req = False
     for t in tensors:
-        ids.append(t._idx if t._tape is tape else _leaf_index(tape, t))
-        need.append(t.requires_grad)
-    req = vjp is not None and any(need)
-    idx = len(tape.nodes)
-    node = Node(op, tuple(ids), vjp if req else None, tuple(need), out.shape, out.dtype, "op",
-                st.scope, st.step, req)
+        tt = t._tape
+        if tt is tape:
+            ids.append(t._idx)
+            track = True
+        else:
+            if tt is not None and not tt.released:
+                track = True
+            ids.append(-1)
+        r = t.requires_grad
+        need.append(r)
+        if r:
+            track = req = True
+    if not track:
+        return res
+    for k, i in enumerate(ids):
+        if i < 0:
+            ids[k] = _leaf_index(tape, tensors[k])
+    if op.backward is None:
+        req = False
+    idx = len(tape.ops)
+    tape.ops.append(op)
+    tape.inputs.append(tuple(ids))
+    tape.saved.append(saved if req else None)
+    tape.need.append(tuple(need))
+    tape.meta.append((out.shape, out.dtype, "op", st.scope, st.step, req))
     if st.source:
-        node.src = _tp.user_frame_line()
+        tape.src[idx] = _tp.user_frame_line()
     if st.values and out.dtype.kind in "fc":
-        node.value_norm = float(np.linalg.norm(out))
-    tape.nodes.append(node)
+        tape.value_norms[idx] = float(np.linalg.norm(out))
     res.requires_grad = req
     res._tape = tape
     res._idx = idx
     return res
+
+
+_new = object.__new__
 
 
 def as_tensor(x: Any, like: Tensor | None = None, op: str = "op") -> Tensor:
