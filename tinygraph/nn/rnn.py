@@ -113,11 +113,14 @@ class RNNOutput:
         States h(1)..h(tau), each (B, H) (for a stacked RNN: the top layer's).
     steps : list of int
         The step of each entry of `o`.
+    tokens : list of Tensor
+        Greedy choices argmax o(t), each int (B,), when the network fed its own output back.
     """
 
     o: list = field(default_factory=list)
     h: list = field(default_factory=list)
     steps: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)
 
     @property
     def last(self) -> Tensor:
