@@ -114,7 +114,7 @@ def _to_leaf(tape: Tape, i: int, g: np.ndarray, write: bool) -> None:
     if i in tape.external:
         leaf = tape.leaf[i]
         raise RuntimeError(
-            f"backward: tensor {leaf.name or ''} (step {tape.meta[i][4]}) was made by a graph that "
+            f"backward: tensor {leaf.name or ''} (made at step {tape.meta[i][4]}) was made by a graph that "
             f"was already backpropagated and released. Carried state in truncated BPTT must be "
             f"cut with .detach() before the next forward; or pass retain_graph=True to the first "
             f"backward")

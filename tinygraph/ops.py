@@ -177,7 +177,14 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 
 
 def detach(a: Tensor) -> Tensor:
-    """A tensor with the same values from which no gradient flows back."""
+    """A tensor with the same values from which no gradient flows back.
+
+    Inside a live graph the cut is recorded (a ``detach`` node, drawn dashed by viz); a tensor
+    of a released graph (after backward) becomes a plain leaf, so old graphs can be freed.
+    """
+    tape = a._tape
+    if tape is None or tape.released:
+        return Tensor(a.data, name=a.name)
     return apply(S.Detach, (a,))
 
 

@@ -215,5 +215,5 @@ class Max:
     def backward(g, saved, need):
         a, out, axis, keepdims = saved
         mask = a == _expand(out, a.shape, axis, keepdims)
-        count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True)  # ties share equally
+        count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True).astype(a.dtype)  # ties share
         return (mask * (_expand(g, a.shape, axis, keepdims) / count),)

@@ -51,7 +51,7 @@ class Tape:
     collector stops tracking: a long tape costs it next to nothing. Sparse facts live in dicts.
     """
 
-    __slots__ = ("ops", "inputs", "saved", "need", "meta", "names", "leaf", "leaves", "external",
+    __slots__ = ("ops", "inputs", "saved", "need", "meta", "names", "leaf", "leaves", "foreign", "external",
                  "src", "value_norms", "hooks", "retained", "grad_norms", "edge_norms",
                  "node_grads", "contribs", "released", "__weakref__")
 
@@ -64,7 +64,8 @@ class Tape:
         self.names: dict[int, str] = {}
         self.leaf: dict[int, Any] = {}              # node id -> leaf tensor (kept alive here)
         self.leaves: dict[int, int] = {}            # id(leaf tensor) -> node id
-        self.external: set[int] = set()             # leaves made by an older, released tape
+        self.foreign: dict[int, weakref.ref] = {}   # leaves made by an older, released tape
+        self.external: set[int] = set()             # ... of those, the ones that require grad
         self.src: dict[int, str] = {}
         self.value_norms: dict[int, float] = {}
         self.hooks: dict[int, list[Callable]] = {}

@@ -7,6 +7,7 @@ hot path every op goes through) and the creation functions.
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -160,7 +161,6 @@ class Tensor:
         """Keep this non-leaf tensor's gradient in `.grad` after backward."""
         if self._tape is None:
             return self
-        import weakref
         self._tape.retained[self._idx] = weakref.ref(self)
         return self
 
@@ -205,18 +205,28 @@ class Tensor:
 # ------------------------------------------------------------------------------------------------
 
 def _leaf_index(tape: Tape, t: Tensor) -> int:
-    """Node id of a tensor that is not an op output of `tape`: add a leaf node the first time."""
+    """Node id of a tensor that is not an op output of `tape`: add a leaf node the first time.
+
+    A tensor made by an older, released tape enters as an input through a stand-in that shares
+    its data: holding the tensor itself would keep the old tape (and, through it, every tape
+    before) alive.
+    """
     key = id(t)
     idx = tape.leaves.get(key)
     if idx is not None:
-        return idx
+        ref = tape.foreign.get(idx)
+        if ref is None or ref() is t:
+            return idx
     idx = len(tape.ops)
     name = t._name
+    leaf = t
     if t._tape is not None:  # made on another (released) tape: an input here, with no way back
         kind = "input"
         _, _, _, scope, step, _ = t._tape.meta[t._idx]
         if t.requires_grad:
             tape.external.add(idx)
+        tape.foreign[idx] = weakref.ref(t)
+        leaf = Tensor(t.data, name=name)
     elif isinstance(t, Parameter):
         kind, scope, step = "param", STATE.scope, None
     else:
@@ -230,7 +240,7 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     tape.meta.append((t.data.shape, t.data.dtype, kind, scope, step, t.requires_grad))
     if name is not None:
         tape.names[idx] = name
-    tape.leaf[idx] = t
+    tape.leaf[idx] = leaf
     tape.leaves[key] = idx
     if STATE.source:
         tape.src[idx] = _tp.user_frame_line()

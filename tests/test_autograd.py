@@ -1,0 +1,171 @@
+"""The backward sweep: accumulation (fan-out, diamonds, shared weights), long chains, hooks,
+retain_grad / retain_graph, release errors, grad(), detach and per-step contributions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+
+
+def test_fan_out_accumulates():
+    x = tg.tensor([2.0], requires_grad=True)
+    y = x * 3
+    (y + y * y + y).sum().backward()  # d/dx (2y + y^2) = 3 * (2 + 2y) = 3 * 14
+    np.testing.assert_allclose(x.grad, [42.0])
+
+
+def test_diamond_accumulates():
+    x = tg.tensor([0.5], requires_grad=True)
+    a = tg.tanh(x)
+    b = tg.exp(x)
+    (a * b).sum().backward()
+    xv = 0.5
+    expected = (1 - np.tanh(xv) ** 2) * np.exp(xv) + np.tanh(xv) * np.exp(xv)
+    np.testing.assert_allclose(x.grad, [expected])
+
+
+def test_same_input_twice_in_one_op():
+    x = tg.tensor([3.0], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0])
+
+
+def test_parameter_shared_over_1000_steps_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((3, 3)) * 0.3
+    xs = rng.standard_normal((1000, 3))
+
+    def loss_of(w):
+        h = tg.zeros(3)
+        total = 0.0
+        for t in range(1000):
+            h = tg.tanh(w @ h + xs[t])
+            total = total + h.sum()
+        return total
+
+    w = tg.Parameter(w0, name="W")
+    loss_of(w).backward()
+    eps = 1e-6
+    for idx in [(0, 0), (1, 2), (2, 1)]:
+        wp, wm = w0.copy(), w0.copy()
+        wp[idx] += eps
+        wm[idx] -= eps
+        with tg.no_grad():
+            num = (loss_of(tg.tensor(wp)).item() - loss_of(tg.tensor(wm)).item()) / (2 * eps)
+        assert w.grad[idx] == pytest.approx(num, rel=1e-6, abs=1e-8)
+
+
+def test_gradients_accumulate_across_backward_calls():
+    w = tg.Parameter(np.ones(2), name="w")
+    (w * 2).sum().backward()
+    (w * 3).sum().backward()
+    np.testing.assert_allclose(w.grad, [5.0, 5.0])
+
+
+def test_100k_step_recurrence_without_recursion_error():
+    w = tg.Parameter(np.array([0.5]), name="w")
+    h = tg.tensor([1.0])
+    for _ in range(100_000):
+        h = tg.tanh(h * w + 0.1)
+    h.sum().backward()
+    assert np.isfinite(w.grad).all() and w.grad[0] != 0.0
+    g = tg.trace(h)
+    assert len(g.nodes) > 300_000
+
+
+def test_backward_on_non_scalar_needs_a_gradient():
+    x = tg.tensor(np.ones(3), requires_grad=True)
+    y = x * 2
+    with pytest.raises(RuntimeError, match=r"shape \(3,\).*Pass grad="):
+        y.backward()
+    y.backward(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(x.grad, [2.0, 4.0, 6.0])
+
+
+def test_second_backward_through_released_graph_raises_and_retain_graph_allows_it():
+    x = tg.tensor([1.0], requires_grad=True)
+    with tg.scope("rnn"), tg.step(4):
+        y = tg.tanh(x) * 2
+    y.sum().backward(retain_graph=True)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, 2 * 2 * (1 - np.tanh(1.0) ** 2))
+    with pytest.raises(RuntimeError, match="released.*retain_graph=True"):
+        y.sum().backward()
+
+
+def test_carrying_undetached_state_into_a_new_graph_raises_a_helpful_error():
+    w = tg.Parameter(np.array([0.5]), name="W")
+    h = tg.tanh(w * 1.0).named("h")
+    (h * 1).sum().backward()
+    h2 = tg.tanh(w * h)
+    with pytest.raises(RuntimeError, match="detach"):
+        h2.sum().backward()
+
+
+def test_detach_cuts_the_gradient_and_is_recorded():
+    w = tg.Parameter(np.array([2.0]), name="w")
+    a = w * 3
+    b = a.detach()
+    out = (a + b * w).sum()
+    out.backward()
+    np.testing.assert_allclose(w.grad, [3.0 + 6.0])  # b = 6 acts as a constant
+    assert "detach" in [n["op"] for n in tg.trace(out).nodes]
+
+
+def test_retain_grad_and_keep_grads():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    h = (x * 3).retain_grad()
+    out = (h * h).sum()
+    out.backward(keep_grads=True)
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    mid = x * 1.0  # not part of the graph of out
+    assert mid.grad is None
+    g = tg.trace(out)
+    assert all(n["grad_norm"] is not None for n in g.nodes if n["requires_grad"])
+
+
+def test_hooks_can_read_and_replace_gradients():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.copy()))
+    h = x * 3
+    h.register_hook(lambda g: g * 0.5)
+    h.sum().backward()
+    np.testing.assert_allclose(x.grad, [1.5, 1.5])
+    np.testing.assert_allclose(seen[0], [1.5, 1.5])
+    with pytest.raises(TypeError):
+        x.register_hook("not callable")
+
+
+def test_functional_grad_leaves_dot_grad_alone():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    y = tg.tensor([3.0], requires_grad=True)
+    h = x * 2
+    out = (h * h).sum() + y.sum()
+    gx, gh, gy = tg.grad(out, [x, h, y])
+    np.testing.assert_allclose(gx.data, 8 * x.data)
+    np.testing.assert_allclose(gh.data, 2 * h.data)
+    np.testing.assert_allclose(gy.data, [1.0])
+    assert x.grad is None
+
+
+def test_contributions_per_step_sum_to_the_gradient():
+    rng = np.random.default_rng(1)
+    W = tg.Parameter(rng.standard_normal((4, 4)) * 0.5, name="W")
+    h = tg.tensor(rng.standard_normal(4))
+    loss = 0.0
+    for t in range(1, 6):
+        with tg.step(t):
+            h = tg.tanh(W @ h)
+            loss = loss + h.sum()
+    loss.backward(keep_grads=True)
+    parts = tg.contributions(W, loss)
+    assert [s for s, _, _ in parts] == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(sum(p for _, _, p in parts), W.grad, rtol=1e-12, atol=1e-14)
+    assert all(np.abs(p).sum() > 0 for _, _, p in parts)
+
+
+def test_backward_of_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        tg.tensor([1.0]).backward()

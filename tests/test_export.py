@@ -1,0 +1,111 @@
+"""Export: the schema on every node and edge, networkx and JSON round trips, determinism."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph.export import NODE_KEYS
+
+nx = pytest.importorskip("networkx")
+
+
+def _elman(T=4, seed=0):
+    rng = np.random.default_rng(seed)
+    U = tg.Parameter(rng.standard_normal((3, 2)) * 0.5, name="U")
+    W = tg.Parameter(rng.standard_normal((3, 3)) * 0.5, name="W")
+    V = tg.Parameter(rng.standard_normal((2, 3)) * 0.5, name="V")
+    h = tg.zeros(3, name="h")
+    total = 0.0
+    with tg.scope("rnn"):
+        for t in range(1, T + 1):
+            with tg.step(t):
+                x = tg.tensor(rng.standard_normal(2), name="x")
+                h = tg.tanh(W @ h + U @ x).named("h")
+                o = (V @ h).named("o")
+                y = tg.tensor(np.array(t % 2), name="y")
+                total = total + tg.cross_entropy(o, y).named("L")
+    return total.named("L")
+
+
+def test_every_node_and_edge_carries_the_schema():
+    loss = _elman()
+    loss.backward(keep_grads=True)
+    g = tg.trace(loss).to_networkx()
+    assert g.graph["engine"] == "tinygraph" and g.graph["schema"] == 1
+    assert g.graph["loss"] == g.graph["output"] == max(g.nodes)
+    for n, d in g.nodes(data=True):
+        assert set(NODE_KEYS) <= set(d), n
+        assert d["kind"] in ("param", "input", "const", "op")
+    for u, v, d in g.edges(data=True):
+        assert u < v and isinstance(d["arg"], int) and d["arg"] in d["args"]
+    names = {(d["name"], d["step"]) for _, d in g.nodes(data=True) if d["name"]}
+    assert {("h", 1), ("o", 4), ("x", 2), ("y", 3), ("L", 2), ("W", None)} <= names
+    matmuls_with_w = [d for _, d in g.nodes(data=True) if d["op"] == "matmul" and d["param"] == "W"]
+    assert len(matmuls_with_w) == 4
+    assert all(d["grad_norm"] is not None and d["grad_norm"] > 0 for _, d in g.nodes(data=True)
+               if d["requires_grad"])
+
+
+def test_json_round_trip_is_equal(tmp_path):
+    loss = _elman()
+    loss.backward(keep_grads=True)
+    g = tg.trace(loss)
+    path = tmp_path / "g.json"
+    g.save(str(path))
+    back = tg.Graph.load(str(path))
+    assert back.nodes == g.nodes and back.edges == g.edges and back.attrs == g.attrs
+    g1, g2 = g.to_networkx(), back.to_networkx()
+    assert nx.utils.graphs_equal(g1, g2)
+    # networkx reads the same file
+    g3 = nx.node_link_graph(json.loads(path.read_text()), edges="edges")
+    assert nx.utils.graphs_equal(g1, g3)
+
+
+def test_same_program_same_export_byte_for_byte(tmp_path):
+    prog = textwrap.dedent("""
+        import sys; sys.path.insert(0, %r)
+        from test_export import _elman
+        import tinygraph as tg
+        loss = _elman()
+        loss.backward(keep_grads=True)
+        print(tg.trace(loss).to_json())
+    """ % str(__import__("pathlib").Path(__file__).parent))
+    outs = [subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0] == outs[1] and len(outs[0]) > 1000
+
+
+def test_trace_only_keeps_what_the_output_depends_on():
+    a = tg.tensor([1.0], requires_grad=True)
+    b = a * 2
+    _unrelated = a * 5
+    c = tg.tanh(b)
+    g = tg.trace(c)
+    assert [n["op"] for n in g.nodes] == ["leaf", "leaf", "mul", "tanh"]
+
+
+def test_trace_of_a_leaf_raises():
+    with pytest.raises(ValueError, match="no graph"):
+        tg.trace(tg.tensor([1.0]))
+
+
+def test_source_lines_and_value_norms_when_recorded():
+    x = tg.tensor([3.0, 4.0], requires_grad=True)
+    with tg.recording(source=True, values=True):
+        y = x * 1.0
+    node = tg.trace(y).nodes[-1]
+    assert node["src"].endswith(f"test_export.py:{_line_of('y = x * 1.0')}")
+    assert node["value_norm"] == pytest.approx(5.0)
+    z = x * 1.0
+    assert tg.trace(z).nodes[-1]["src"] is None
+
+
+def _line_of(text):
+    src = open(__file__).read().splitlines()
+    return next(i + 1 for i, line in enumerate(src) if line.strip() == text)
