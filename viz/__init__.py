@@ -1,0 +1,29 @@
+"""viz: draw tinygraph's recorded graphs folded and unfolded, and how gradients flow through time.
+
+Flow: tinygraph export (networkx.DiGraph in the documented schema, or its JSON) -> **viz**.
+viz imports nothing from tinygraph: it reads the schema in docs/CONTRACT.md, so it also draws
+saved JSON graphs and graphs from other engines converted to that schema.
+
+Modules, in the order data flows through them: ``schema`` (load, check), ``levels`` (variable
+level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
+``style`` and ``grads`` (looks, gradient overlays), ``unfolded`` / ``folded`` /
+``graphical_model`` (the figures), ``render`` (files), ``diagnose`` and ``charts`` (gradient
+flow through time), ``__main__`` (command line).
+"""
+from __future__ import annotations
+
+from .charts import gradient_chart, param_contributions
+from .diagnose import Report, Series, diagnose, recurrent_series
+from .fold import fold
+from .folded import folded
+from .graphical_model import graphical_model
+from .levels import variable_level
+from .render import Figure, GraphvizNotFound, render
+from .schema import SchemaError, load, save_json
+from .unfolded import unfolded, unfolded_graph
+
+__all__ = [
+    "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
+    "folded", "gradient_chart", "graphical_model", "load", "param_contributions",
+    "recurrent_series", "render", "save_json", "unfolded", "unfolded_graph", "variable_level",
+]

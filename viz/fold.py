@@ -1,0 +1,178 @@
+"""Folding: the recorded unfolded graph -> the folded graph (recurrence as one loop).
+
+Flow: viz.schema / viz.levels -> **viz.fold** -> viz.folded (drawing), viz.grads (per-role stats).
+
+The folded graph is a quotient of the unfolded one. Nodes that play the same *role* at different
+time steps merge: same scope, op, kind, name and parameters, and the same position among such
+nodes within their step (the 2nd matmul reading W in step 7 is the 2nd in step 8). Nodes outside
+any step are their own role. Edges between two steps of one timeline become *delay* edges (the
+book's black square), labelled with the parameter they carry. A role reading itself from the step
+before is a self-loop. ``networkx.quotient_graph`` drops edges inside a block, so the contraction
+is built here, in one pass over nodes and one over edges.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import networkx as nx
+
+from .levels import variable_level
+from .schema import is_finite, load, params_of, sort_key
+from .timeline import is_delay, timelines
+
+
+def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
+    """Map each node to its role key (equal keys merge when folding).
+
+    Step-tagged nodes: (scope, op, kind, name, param, position among such nodes in the step).
+    Outside steps: named input leaves of one scope merge (the leaves of a recursive net), and so
+    do chains of identical ops feeding each other (``total = total + L`` written at top level);
+    every other node is its own role.
+    """
+    counters: dict[tuple, int] = {}
+    keys: dict[Any, tuple] = {}
+    chain: dict[Any, Any] = {}  # union-find over untagged ops for the chains
+    for n in sorted(G, key=sort_key):
+        d = G.nodes[n]
+        base = (d["scope"], d["op"], d["kind"], d["name"] or "", d["param"] or "")
+        if d["step"] is not None:
+            k = counters.get((d["step"],) + base, 0)
+            counters[(d["step"],) + base] = k + 1
+            keys[n] = ("role",) + base + (k,)
+        elif d["kind"] in ("input", "const") and d["name"] and not G.in_degree(n):
+            keys[n] = ("leaf",) + base
+        else:
+            keys[n] = ("node", sort_key(n))
+            if d["kind"] == "op":
+                chain[n] = n
+    for u, v in G.edges:
+        if u in chain and v in chain and keys_equal_base(G, u, v):
+            ru, rv = _find(chain, u), _find(chain, v)
+            if ru != rv:
+                chain[max(ru, rv, key=sort_key)] = min(ru, rv, key=sort_key)
+    for n in chain:
+        root = _find(chain, n)
+        if root != n:
+            keys[n] = keys[root]
+    return keys
+
+
+def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
+    a, b = G.nodes[u], G.nodes[v]
+    return all(a[k] == b[k] for k in ("scope", "op", "kind", "name", "param"))
+
+
+def _find(parent: dict, n: Any) -> Any:
+    root = n
+    while parent[root] != root:
+        root = parent[root]
+    while parent[n] != root:
+        parent[n], n = root, parent[n]
+    return root
+
+
+def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
+    """Fold a recorded graph: one node per role, delay edges for recurrence.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph, object with ``to_networkx()``, or path
+        A recorded (unfolded) graph in the tinygraph schema.
+    level : {"variable", "op"}
+        Fold the named-tensor contraction (the book's view) or every op.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Node ids ``0..m-1`` in order of each role's first appearance. Node attributes: the
+        schema attributes of the role's first member, plus ``members`` (original ids, tape
+        order), ``count``, ``steps`` (sorted distinct steps, empty outside steps),
+        ``grad_stats`` (``(min, median, max)`` of the finite gradient norms, or None) and
+        ``nonfinite`` (how many members have a NaN/inf gradient norm). Edge attributes:
+        ``same`` / ``delay`` (how many unfolded edges within a step / across steps it stands
+        for), ``lags`` (sorted step differences of the delay edges: 1 forward, -1 backward),
+        ``label`` (the parameters it carries, comma-joined), ``detached`` (every member edge is
+        cut by ``detach``), ``grad_stats``.
+
+    Examples
+    --------
+    >>> F = fold(G)                                                   # doctest: +SKIP
+    >>> [F.nodes[n]["name"] for n in nx.nodes_with_selfloops(F)]      # doctest: +SKIP
+    ['h']
+    """
+    if level not in ("variable", "op"):
+        raise ValueError(f"fold: level must be 'variable' or 'op', got {level!r}")
+    G = variable_level(graph) if level == "variable" else load(graph)
+    tl = timelines(G)
+    keys = role_keys(G)
+    role_id: dict[tuple, int] = {}
+    F = nx.DiGraph()
+    F.graph.update(G.graph)
+    F.graph["level"] = level
+    F.graph["folded"] = True
+    for n in sorted(G, key=sort_key):
+        key = keys[n]
+        r = role_id.get(key)
+        if r is None:
+            r = role_id[key] = len(role_id)
+            F.add_node(r, **G.nodes[n])
+            F.nodes[r].update(members=[], steps=set(), _grads=[])
+        fd = F.nodes[r]
+        fd["members"].append(n)
+        if G.nodes[n]["step"] is not None:
+            fd["steps"].add(G.nodes[n]["step"])
+        fd["_grads"].append(G.nodes[n]["grad_norm"])
+    for r, fd in F.nodes(data=True):
+        fd["count"] = len(fd["members"])
+        fd["steps"] = sorted(fd["steps"])
+        fd["grad_stats"], fd["nonfinite"] = _stats(fd.pop("_grads"))
+    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+        ru, rv = role_id[keys[u]], role_id[keys[v]]
+        if not F.has_edge(ru, rv):
+            F.add_edge(ru, rv, same=0, delay=0, lags=set(), label=[], _cut=0, _grads=[])
+        fe = F.edges[ru, rv]
+        delay = is_delay(G, u, v, tl)
+        if delay:
+            fe["delay"] += 1
+            fe["lags"].add(G.nodes[v]["step"] - G.nodes[u]["step"])
+        else:
+            fe["same"] += 1
+        for p in _edge_params(G, u, v, d, delay, level):
+            if p not in fe["label"]:
+                fe["label"].append(p)
+        fe["_cut"] += bool(d.get("detached")) or G.nodes[v]["op"] == "detach"
+        fe["_grads"].append(d.get("grad_norm"))
+    for _, _, fe in F.edges(data=True):
+        fe["lags"] = sorted(fe["lags"])
+        fe["label"] = ",".join(fe["label"])
+        fe["detached"] = fe.pop("_cut") == fe["same"] + fe["delay"]
+        fe["grad_stats"], fe["nonfinite"] = _stats(fe.pop("_grads"))
+    return F
+
+
+def _edge_params(G: nx.DiGraph, u: Any, v: Any, d: dict, delay: bool, level: str) -> list[str]:
+    if level == "variable":
+        return [p for p in (d.get("label") or "").split(",") if p]
+    # op level: parameter nodes are drawn, so only a delay edge names what it carries
+    if delay and G.nodes[u]["kind"] != "param":
+        return params_of(G.nodes[v])
+    return []
+
+
+def _stats(values: list) -> tuple[tuple[float, float, float] | None, int]:
+    """(min, median, max) of the finite values, and the count of NaN/inf ones."""
+    finite = sorted(x for x in values if is_finite(x))
+    bad = sum(1 for x in values if isinstance(x, float) and not math.isfinite(x))
+    if not finite:
+        return None, bad
+    mid = len(finite) // 2
+    median = finite[mid] if len(finite) % 2 else 0.5 * (finite[mid - 1] + finite[mid])
+    return (finite[0], median, finite[-1]), bad
+
+
+def roles(graph: Any, level: str = "variable") -> dict[Any, int]:
+    """Map each node of the (level-contracted) recorded graph to its folded role id."""
+    G = variable_level(graph) if level == "variable" else load(graph)
+    F = fold(G, level="op")  # G is already at the wanted level
+    return {m: r for r, d in F.nodes(data=True) for m in d["members"]}

@@ -1,0 +1,116 @@
+"""Time axes of a recorded graph: which steps line up, which edges are delays, what to elide.
+
+Flow: viz.schema / viz.levels -> **viz.timeline** -> viz.fold (delay edges), viz.unfolded (columns).
+
+A *timeline* is a set of scopes that share one time axis. Scopes start apart and are joined when
+an edge links two of their nodes at the same step (the forward and backward RNN of a
+bidirectional net both feed o(t), so they share one axis; an encoder and its decoder only meet
+through the context C, so the decoder's steps come after the encoder's). An edge between two
+steps of one timeline is a delay edge: the book's black square.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from .schema import sort_key
+
+
+def timelines(G: nx.DiGraph) -> dict[str, int]:
+    """Map each scope holding step-tagged nodes to its timeline id (0, 1, ... in tape order)."""
+    parent: dict[str, str] = {}
+    first: dict[str, Any] = {}
+
+    def find(s: str) -> str:
+        root = s
+        while parent[root] != root:
+            root = parent[root]
+        while parent[s] != root:  # path compression, iteratively
+            parent[s], s = root, parent[s]
+        return root
+
+    for n in sorted(G, key=sort_key):
+        d = G.nodes[n]
+        if d["step"] is not None and d["scope"] not in parent:
+            parent[d["scope"]] = d["scope"]
+            first[d["scope"]] = sort_key(n)
+    for u, v in G.edges:
+        du, dv = G.nodes[u], G.nodes[v]
+        if du["step"] is not None and du["step"] == dv["step"] and du["scope"] != dv["scope"]:
+            ru, rv = find(du["scope"]), find(dv["scope"])
+            if ru != rv:
+                keep, drop = (ru, rv) if first[ru] <= first[rv] else (rv, ru)
+                parent[drop] = keep
+    roots = sorted({find(s) for s in parent}, key=lambda r: first[r])
+    ids = {r: i for i, r in enumerate(roots)}
+    return {s: ids[find(s)] for s in parent}
+
+
+def is_delay(G: nx.DiGraph, u: Any, v: Any, tl: dict[str, int]) -> bool:
+    """True when edge u -> v joins two different steps of one timeline (a recurrent edge)."""
+    su, sv = G.nodes[u]["step"], G.nodes[v]["step"]
+    if su is None or sv is None or su == sv:
+        return False
+    return tl.get(G.nodes[u]["scope"]) == tl.get(G.nodes[v]["scope"])
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the unfolded view: a step of a timeline, or an elision of many steps."""
+
+    index: int
+    timeline: int
+    step: int | None  # None for an elision column
+    hidden: tuple[int, int] | None = None  # (first, last) step hidden, for an elision
+    n_hidden: int = 0
+
+
+def columns(G: nx.DiGraph, max_steps: int | None = None
+            ) -> tuple[dict[Any, int], list[Column]]:
+    """Assign each step-tagged node a column; timelines follow each other left to right.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+        A normalised graph (op or variable level).
+    max_steps : int or None
+        Show at most this many steps per timeline: the first ``ceil(k/2)`` and last
+        ``floor(k/2)``, with one elision column between. ``None`` shows all.
+
+    Returns
+    -------
+    (dict, list of Column)
+        Node -> column index (nodes of hidden steps map to their elision column), and the
+        columns in order.
+    """
+    tl = timelines(G)
+    steps: dict[int, set[int]] = {}
+    for _, d in G.nodes(data=True):
+        if d["step"] is not None:
+            steps.setdefault(tl[d["scope"]], set()).add(d["step"])
+    cols: list[Column] = []
+    where: dict[tuple[int, int], int] = {}
+    for line in sorted(steps):
+        ordered = sorted(steps[line])
+        if max_steps is not None and max_steps >= 1 and len(ordered) > max_steps:
+            head = ordered[: (max_steps + 1) // 2]
+            tail = ordered[len(ordered) - max_steps // 2:] if max_steps // 2 else []
+            hidden = ordered[len(head): len(ordered) - len(tail)]
+        else:
+            head, tail, hidden = ordered, [], []
+        for s in head:
+            where[line, s] = len(cols)
+            cols.append(Column(len(cols), line, s))
+        if hidden:
+            idx = len(cols)
+            cols.append(Column(idx, line, None, (hidden[0], hidden[-1]), len(hidden)))
+            for s in hidden:
+                where[line, s] = idx
+        for s in tail:
+            where[line, s] = len(cols)
+            cols.append(Column(len(cols), line, s))
+    col_of = {n: where[tl[d["scope"]], d["step"]] for n, d in G.nodes(data=True)
+              if d["step"] is not None}
+    return col_of, cols

@@ -1,0 +1,290 @@
+"""The unfolded view: one column per time step, left to right, one row per role.
+
+Flow: viz.schema -> viz.levels (variable level) -> **viz.unfolded** -> viz.render.
+
+Layout (Graphviz ``dot``, ``rankdir=BT`` so inputs sit at the bottom and losses on top, as in the
+book): every role (h, o, the matmul reading W, ...) is one ``rank=same`` row; invisible edges
+chain each row left to right so columns follow time, and a ``group`` per column keeps a step's
+nodes stacked straight. Edges between steps do not constrain ranks. Long sequences keep the
+first and last steps and put one "⋯ (n steps)" column between them.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+
+from .fold import role_keys
+from .grads import Scale, edge_overlay, legend, node_overlay
+from .levels import variable_level
+from .render import Figure
+from .schema import load, sort_key
+from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
+                    node_attrs, op_label, var_label)
+from .timeline import columns, is_delay, timelines
+
+DEFAULT_MAX_STEPS = 8
+
+
+def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
+                   params: str = "once") -> nx.DiGraph:
+    """The graph the unfolded view draws, as networkx (for tests and further processing).
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph, object with ``to_networkx()``, or path
+        A recorded graph in the tinygraph schema.
+    level : {"variable", "op"}
+        Named tensors with parameter-labelled edges, or every op with parameter nodes.
+    max_steps : int or None
+        Show at most this many steps per timeline (first and last halves, with one elision
+        column between); ``None`` shows every step.
+    params : {"once", "per_step"}
+        At op level, draw each parameter once (fanned out) or once per step that reads it.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Shown nodes keep their ids and attributes, plus ``column`` (int, or None outside steps)
+        and ``row`` (role id, or None). Elision nodes have string ids ``"...c<col>r<row>"``,
+        ``kind="ellipsis"`` and ``hidden`` (the number of steps they stand for); per-step
+        parameter copies have ids ``"<param id>@c<col>"``. Edges keep their attributes plus
+        ``delay`` (joins two steps of one timeline).
+    """
+    if level not in ("variable", "op"):
+        raise ValueError(f"unfolded: level must be 'variable' or 'op', got {level!r}")
+    if params not in ("once", "per_step"):
+        raise ValueError(f"unfolded: params must be 'once' or 'per_step', got {params!r}")
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 2):
+        raise ValueError(f"unfolded: max_steps must be an int >= 2 or None, got {max_steps!r}")
+    G = variable_level(graph) if level == "variable" else load(graph)
+    col_of, cols = columns(G, max_steps)
+    tl = timelines(G)
+    keys = role_keys(G)
+    row_ids: dict[tuple, int] = {}
+    for n in sorted(G, key=sort_key):
+        if G.nodes[n]["step"] is not None:
+            row_ids.setdefault(keys[n], len(row_ids))
+    hidden_cols = {c.index: c for c in cols if c.step is None}
+
+    V = nx.DiGraph()
+    V.graph.update(G.graph)
+    V.graph.update(level=level, columns=cols)
+
+    def placed(n: Any) -> Any:
+        """The view node standing for n (itself, or its elision node)."""
+        c = col_of.get(n)
+        if c is None or c not in hidden_cols:
+            return n
+        r = row_ids[keys[n]]
+        e = f"...c{c}r{r}"
+        if e not in V:
+            V.add_node(e, kind="ellipsis", op="ellipsis", name=None, step=None, scope="",
+                       column=c, row=r, hidden=hidden_cols[c].n_hidden, grad_norm=None)
+        return e
+
+    for n in sorted(G, key=sort_key):
+        c = col_of.get(n)
+        if c is not None and c in hidden_cols:
+            placed(n)  # every row gets its elision node, so the column stays aligned
+            continue
+        d = G.nodes[n]
+        if params == "per_step" and d["kind"] == "param":
+            continue
+        V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None)
+    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+        hu, hv = col_of.get(u) in hidden_cols, col_of.get(v) in hidden_cols
+        du = G.nodes[u]
+        if hv and (du["kind"] == "param" or col_of.get(u) is None and G.in_degree(u) == 0):
+            continue  # leaves fanning into hidden steps are not drawn
+        if hu and hv:
+            continue
+        mu, mv = placed(u), placed(v)
+        if du["kind"] == "param" and params == "per_step":
+            cv = col_of.get(v)
+            mu = f"{u}@c{cv}" if cv is not None else f"{u}@once"
+            if mu not in V:
+                V.add_node(mu, **du, column=cv, row=None)
+        if V.has_edge(mu, mv):
+            continue
+        V.add_edge(mu, mv, **d, delay=is_delay(G, u, v, tl))
+        for m in (mu, mv):
+            if V.nodes[m]["kind"] == "ellipsis":
+                V.nodes[m]["linked"] = True
+    return V
+
+
+def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
+             grads: bool = False, params: str = "once") -> Figure:
+    """Draw the unfolded computational graph, time steps left to right.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph, object with ``to_networkx()``, or path
+        A recorded graph in the tinygraph schema.
+    level : {"variable", "op"}
+        The textbook's named tensors, or every op.
+    max_steps : int or None
+        Steps shown per timeline before eliding the middle (default 8).
+    grads : bool
+        Overlay gradient norms (needs ``grad_norm`` from ``backward(keep_grads=True)``).
+    params : {"once", "per_step"}
+        At op level, one node per parameter, or a copy per step.
+
+    Returns
+    -------
+    viz.render.Figure
+        A ``graphviz.Digraph``; ``.source`` is the DOT text, ``viz.render(fig, "x.png")`` draws it.
+
+    Examples
+    --------
+    >>> fig = unfolded(G, max_steps=6)                 # doctest: +SKIP
+    >>> render(fig, "out/elman_unfolded.png")          # doctest: +SKIP
+    """
+    V = unfolded_graph(graph, level, max_steps, params)
+    fig = Figure(name="unfolded", graph_attr=dict(GRAPH_ATTR), node_attr=dict(NODE_ATTR),
+                 edge_attr=dict(EDGE_ATTR))
+    scale = Scale.of(d.get("grad_norm") for _, d in V.nodes(data=True)) if grads else None
+    if grads:
+        fig.attr(label=legend(scale), labelloc="t", fontsize="12")
+    ids = {n: _dot_id(n) for n in V}
+    rows: dict[int, list] = {}
+    params_once: list[tuple[str, dict]] = []
+    label_row = _label_row(V)
+    for n in sorted(V, key=sort_key):
+        d = V.nodes[n]
+        attrs = _node_view(d, level, label_row, scale)
+        if d["column"] is not None:
+            attrs["group"] = f"c{d['column']}"
+        if d["row"] is not None:
+            rows.setdefault(d["row"], []).append(n)
+        elif d["kind"] == "param" and d["column"] is None:
+            params_once.append((ids[n], attrs))
+        else:
+            fig.node(ids[n], **attrs)
+    if params_once:  # one rank of their own under the inputs, so they do not split the columns
+        with fig.subgraph(name="params") as sub:
+            sub.attr(rank="source")
+            for name, attrs in params_once:
+                sub.node(name, **attrs)
+    for r in sorted(rows):
+        members = sorted(rows[r], key=lambda n: (V.nodes[n]["column"], sort_key(n)))
+        with fig.subgraph(name=f"row{r}") as sub:
+            sub.attr(rank="same")
+            for n in members:
+                d = V.nodes[n]
+                attrs = _node_view(d, level, label_row, scale)
+                attrs["group"] = f"c{d['column']}"
+                sub.node(ids[n], **attrs)
+            for a, b in zip(members, members[1:]):
+                if not (V.has_edge(a, b) or V.has_edge(b, a)):  # dot loses doubled flat edges
+                    sub.edge(ids[a], ids[b], style="invis", weight="4")
+    _stack_rows(fig, V, rows, ids)
+    for u, v, d in sorted(V.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+        fig.edge(*_edge_view(V, u, v, d, ids, level, scale))
+    return fig
+
+
+def _stack_rows(fig: Figure, V: nx.DiGraph, rows: dict[int, list], ids: dict) -> None:
+    """One rank per row: invisible edges up each column, rows in dependency order.
+
+    Without them dot puts h and g (or two layers) side by side in one rank and the columns
+    tangle; with them every step reads bottom-up like the book's figures.
+    """
+    order = _row_order(V)
+    at: dict[tuple[int, int], Any] = {}
+    for r, members in rows.items():
+        for n in members:
+            at[r, V.nodes[n]["column"]] = n
+    columns = sorted({c for (_, c) in at})
+    for c in columns:
+        below = None
+        for r in order:
+            n = at.get((r, c))
+            if n is None:
+                continue
+            if below is not None and not V.has_edge(below, n):
+                fig.edge(ids[below], ids[n], style="invis", weight="8")
+            below = n
+
+
+def _row_order(V: nx.DiGraph) -> list[int]:
+    """Rows bottom to top: a topological order of the within-step edges between rows."""
+    R = nx.DiGraph()
+    for _, d in V.nodes(data=True):
+        if d.get("row") is not None:
+            R.add_node(d["row"])
+    for u, v, d in V.edges(data=True):
+        ru, rv = V.nodes[u].get("row"), V.nodes[v].get("row")
+        if ru is not None and rv is not None and ru != rv and not d["delay"] \
+                and "ellipsis" not in (V.nodes[u]["kind"], V.nodes[v]["kind"]):
+            R.add_edge(ru, rv)
+    if not nx.is_directed_acyclic_graph(R):
+        return sorted(R)
+    return list(nx.lexicographical_topological_sort(R))
+
+
+def _dot_id(n: Any) -> str:
+    return f"n{n}" if isinstance(n, int) else str(n).replace("...", "e").replace("@", "_")
+
+
+def _label_row(V: nx.DiGraph) -> int | None:
+    """The row whose elision node says "(n steps)": the one with most delay edges (h)."""
+    counts: dict[int, int] = {}
+    for u, v, d in V.edges(data=True):
+        if d["delay"] and V.nodes[v].get("row") is not None:
+            counts[V.nodes[v]["row"]] = counts.get(V.nodes[v]["row"], 0) + 1
+    rows = [d["row"] for _, d in V.nodes(data=True) if d["kind"] == "ellipsis"]
+    if not rows:
+        return None
+    return max(sorted(set(rows)), key=lambda r: counts.get(r, 0))
+
+
+def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) -> dict:
+    if d["kind"] == "ellipsis":
+        if d["row"] == label_row:
+            return dict(ELLIPSIS_ATTRS, label=f"⋯ ({d['hidden']} steps)")
+        if not d.get("linked"):  # a placeholder keeping the column straight
+            return dict(ELLIPSIS_ATTRS, label="", width="0.1", height="0.1")
+        return dict(ELLIPSIS_ATTRS, label="⋯")
+    if level == "variable" and d["kind"] != "param":
+        label = var_label(d["name"], d["step"])
+    else:
+        label = op_label(d, d["step"], show_step=True)
+    attrs = node_attrs(d, label, level)
+    if scale is not None:
+        over, note = node_overlay(d["grad_norm"], scale)
+        attrs.update(over)
+        if note:
+            attrs["label"] = _with_note(attrs["label"], note)
+    return attrs
+
+
+def _with_note(label: str, note: str) -> str:
+    from html import escape
+    return label[:-1] + f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
+
+
+def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
+               scale: Scale | None) -> tuple:
+    attrs: dict[str, str] = {}
+    du, dv = V.nodes[u], V.nodes[v]
+    if level == "variable" and d.get("label"):
+        attrs["label"] = edge_label(d["label"])
+    elif level == "op" and d["delay"] and dv.get("param"):
+        attrs["label"] = edge_label(dv["param"])
+    same_row = du.get("row") is not None and du.get("row") == dv.get("row")
+    crosses = d["delay"] or "ellipsis" in (du["kind"], dv["kind"])
+    if crosses and not same_row:
+        attrs["constraint"] = "false"  # only edges within a step decide the rows
+    if d.get("detached") or dv.get("op") == "detach":
+        attrs["style"] = "dashed"
+    if scale is not None:
+        attrs.update(edge_overlay(d.get("grad_norm"), scale))
+    a, b = ids[u], ids[v]
+    if same_row and "label" in attrs:  # a label on a flat edge adds a rank and bends it
+        attrs["xlabel"] = attrs.pop("label")
+    if same_row and (du["column"] or 0) > (dv["column"] or 0):
+        a, b = b, a  # keep every flat edge left to right; the arrow still points at v
+        attrs["dir"] = "back"
+    return a, b, None, attrs
