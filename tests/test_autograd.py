@@ -169,3 +169,16 @@ def test_contributions_per_step_sum_to_the_gradient():
 def test_backward_of_tensor_without_grad_raises():
     with pytest.raises(RuntimeError, match="does not require grad"):
         tg.tensor([1.0]).backward()
+
+
+def test_slices_of_one_tensor_accumulate_with_its_other_uses():
+    rng = np.random.default_rng(2)
+    x0 = rng.standard_normal((6, 3))
+    x = tg.tensor(x0, requires_grad=True)
+    total = (x * x).sum()              # a dense use of x
+    for t in range(6):                 # and one slice per "time step"
+        total = total + (x[t] * (t + 1)).sum() + tg.split(x, 2)[t // 2].sum()
+    total.backward()
+    expected = 2 * x0 + np.arange(1, 7)[:, None] + 2.0  # each split piece is used twice
+    np.testing.assert_allclose(x.grad, expected)
+    assert tg.gradcheck(lambda a: tg.stack([a[t] * t for t in range(6)]) + a, [x]).ok

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import tape as _tp
+from .registry import SliceGrad, densify
 from .tape import FREED, STATE, Tape
 from .tensor import Tensor
 
@@ -57,6 +58,7 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
     for i, g in seeds.items():
         grads[i] = g
     captured: dict[int, np.ndarray] = {}
+    owned: set[int] = set()  # ids whose gradient buffer the sweep allocated (safe to add into)
     hooks, retained, anomaly = tape.hooks, tape.retained, STATE.anomaly
     if keep_grads:
         for d in (tape.grad_norms, tape.edge_norms, tape.node_grads, tape.contribs):
@@ -103,9 +105,23 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
                 continue
             if anomaly:
                 from .debug import check_backward
-                check_backward(tape, i, j, gj)
+                check_backward(tape, i, j, densify(gj))
             cur = grads[j]
-            grads[j] = gj if cur is None else cur + gj
+            if cur is None:
+                if gj.__class__ is SliceGrad:
+                    gj = gj.dense()
+                    owned.add(j)
+                grads[j] = gj
+            else:
+                # add in place into buffers this sweep allocated; never into an op's own output
+                if j not in owned:
+                    cur = densify(cur).copy() if cur.__class__ is not SliceGrad else cur.dense()
+                    owned.add(j)
+                if gj.__class__ is SliceGrad:
+                    cur[gj.index] += gj.value
+                else:
+                    cur += gj
+                grads[j] = cur
     return captured
 
 
@@ -133,6 +149,7 @@ def _keep_edges(tape: Tape, i: int, gs: Sequence) -> None:
     per: dict[int, np.ndarray] = {}
     for j, gj, need in zip(tape.inputs[i], gs, tape.need[i]):
         if gj is not None and need:
+            gj = densify(gj)
             per[j] = gj if j not in per else per[j] + gj
     for j, gj in per.items():
         tape.edge_norms[(j, i)] = _norm(gj)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import defop, unbroadcast
+from .registry import SliceGrad, defop, unbroadcast
 
 
 @defop("reshape", examples=lambda r: [([r.standard_normal((3, 4))], {"shape": (2, 6)}),
@@ -47,11 +47,10 @@ class Getitem:
 
     def backward(g, saved, need):
         shape, dtype, index = saved
-        full = np.zeros(shape, dtype=dtype)
         if _is_basic(index):
-            full[index] = g
-        else:
-            np.add.at(full, index, g)  # repeated indices accumulate (scatter-add)
+            return (SliceGrad(shape, dtype, index, g),)
+        full = np.zeros(shape, dtype=dtype)
+        np.add.at(full, index, g)  # repeated indices accumulate (scatter-add)
         return (full,)
 
 
@@ -94,10 +93,7 @@ class SplitPart:
         return a[index], (a.shape, a.dtype, index)
 
     def backward(g, saved, need):
-        shape, dtype, index = saved
-        full = np.zeros(shape, dtype=dtype)
-        full[index] = g
-        return (full,)
+        return (SliceGrad(*saved, g),)
 
 
 @defop("where", examples=lambda r: [([r.standard_normal((3, 4)), r.standard_normal((3, 4))],

@@ -53,3 +53,26 @@ def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g
+
+
+class SliceGrad:
+    """The gradient of one basic-indexed piece: `value` at `index` of an all-zero `shape` array.
+
+    `getitem` and `split` return it so that the backward sweep adds the pieces of a sequence
+    into one buffer in place, instead of allocating a full-size zero array per time step.
+    """
+
+    __slots__ = ("shape", "dtype", "index", "value")
+
+    def __init__(self, shape: tuple, dtype: np.dtype, index: tuple, value: np.ndarray) -> None:
+        self.shape, self.dtype, self.index, self.value = shape, dtype, index, value
+
+    def dense(self) -> np.ndarray:
+        full = np.zeros(self.shape, dtype=self.dtype)
+        full[self.index] = self.value
+        return full
+
+
+def densify(g: "np.ndarray | SliceGrad") -> np.ndarray:
+    """A plain array for any gradient the sweep may hold."""
+    return g.dense() if g.__class__ is SliceGrad else g
