@@ -3,9 +3,9 @@
 Flow: viz.schema / viz.levels -> **viz.timeline** -> viz.fold (delay edges), viz.unfolded (columns).
 
 A *timeline* is a set of scopes that share one time axis. Scopes start apart and are joined when
-an edge links two of their nodes at the same step (the forward and backward RNN of a
-bidirectional net both feed o(t), so they share one axis; an encoder and its decoder only meet
-through the context C, so the decoder's steps come after the encoder's). An edge between two
+edges link their nodes at the same step, at two steps or more (the forward and backward RNN of a
+bidirectional net both feed o(t) at every t, so they share one axis; an encoder and its decoder
+only meet through the context C, so the decoder's steps come after the encoder's). An edge between two
 steps of one timeline is a delay edge: the book's black square.
 """
 from __future__ import annotations
@@ -36,13 +36,25 @@ def timelines(G: nx.DiGraph) -> dict[str, int]:
         if d["step"] is not None and d["scope"] not in parent:
             parent[d["scope"]] = d["scope"]
             first[d["scope"]] = sort_key(n)
+    steps_of: dict[str, set] = {}
+    links: dict[tuple[str, str], set] = {}
+    for n, d in G.nodes(data=True):
+        if d["step"] is not None:
+            steps_of.setdefault(d["scope"], set()).add(d["step"])
     for u, v in G.edges:
         du, dv = G.nodes[u], G.nodes[v]
         if du["step"] is not None and du["step"] == dv["step"] and du["scope"] != dv["scope"]:
-            ru, rv = find(du["scope"]), find(dv["scope"])
-            if ru != rv:
-                keep, drop = (ru, rv) if first[ru] <= first[rv] else (rv, ru)
-                parent[drop] = keep
+            pair = tuple(sorted((du["scope"], dv["scope"])))
+            links.setdefault(pair, set()).add(du["step"])
+    for (a, b), at in sorted(links.items()):
+        # one shared step can be a coincidence (the context C made at the encoder's step 9,
+        # read by the decoder's step 9); two or more cannot
+        if len(at) < 2 and min(len(steps_of[a]), len(steps_of[b])) > 1:
+            continue
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            keep, drop = (ra, rb) if first[ra] <= first[rb] else (rb, ra)
+            parent[drop] = keep
     roots = sorted({find(s) for s in parent}, key=lambda r: first[r])
     ids = {r: i for i, r in enumerate(roots)}
     return {s: ids[find(s)] for s in parent}

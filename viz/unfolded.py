@@ -24,6 +24,7 @@ from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATT
 from .timeline import columns, is_delay, timelines
 
 DEFAULT_MAX_STEPS = 8
+STATE_NAMES = ("h", "g", "s", "z", "a")
 
 
 def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
@@ -181,7 +182,8 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
                     sub.edge(ids[a], ids[b], style="invis", weight="4")
     _stack_rows(fig, V, rows, ids)
     for u, v, d in sorted(V.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
-        fig.edge(*_edge_view(V, u, v, d, ids, level, scale))
+        a, b, attrs = _edge_view(V, u, v, d, ids, level, scale)
+        fig.edge(a, b, **attrs)
     return fig
 
 
@@ -229,15 +231,22 @@ def _dot_id(n: Any) -> str:
 
 
 def _label_row(V: nx.DiGraph) -> int | None:
-    """The row whose elision node says "(n steps)": the one with most delay edges (h)."""
-    counts: dict[int, int] = {}
+    """The row whose elision node says "(n steps)": most delay edges (h), then a state row."""
+    score: dict[int, list] = {}
+    for n, d in V.nodes(data=True):
+        if d["kind"] == "ellipsis":
+            score.setdefault(d["row"], [0, 0, 0])
+        elif d.get("row") is not None and d["name"] in STATE_NAMES:
+            score.setdefault(d["row"], [0, 0, 0])[1] = 1
     for u, v, d in V.edges(data=True):
-        if d["delay"] and V.nodes[v].get("row") is not None:
-            counts[V.nodes[v]["row"]] = counts.get(V.nodes[v]["row"], 0) + 1
-    rows = [d["row"] for _, d in V.nodes(data=True) if d["kind"] == "ellipsis"]
+        r = V.nodes[v].get("row")
+        if r in score:
+            score[r][0] += bool(d["delay"])
+            score[r][2] += 1
+    rows = [r for r, d in V.nodes(data=True) if d["kind"] == "ellipsis"]
     if not rows:
         return None
-    return max(sorted(set(rows)), key=lambda r: counts.get(r, 0))
+    return max(sorted({V.nodes[r]["row"] for r in rows}), key=lambda r: tuple(score[r]))
 
 
 def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) -> dict:
@@ -287,4 +296,4 @@ def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
     if same_row and (du["column"] or 0) > (dv["column"] or 0):
         a, b = b, a  # keep every flat edge left to right; the arrow still points at v
         attrs["dir"] = "back"
-    return a, b, None, attrs
+    return a, b, attrs

@@ -1,0 +1,152 @@
+"""viz.unfolded and viz.folded: structure of the drawn graph and its DOT text."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import graphs
+import viz
+from viz.timeline import columns, timelines
+
+ARCHS = sorted(graphs.ARCHITECTURES)
+
+
+def dot_nodes(src):
+    return [n for n in re.findall(r"^\s*(\w+) \[", src, flags=re.M)
+            if n not in ("graph", "node", "edge")]
+
+
+def dot_edges(src):
+    return re.findall(r"^\s*(\w+) -> (\w+)(?: \[([^\]]*)\])?", src, flags=re.M)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("level", ["variable", "op"])
+def test_every_view_draws_every_architecture_deterministically(arch, level):
+    G = graphs.ARCHITECTURES[arch](5)
+    for make in (lambda: viz.unfolded(G, level=level, max_steps=4),
+                 lambda: viz.folded(G, level=level)):
+        a, b = make().source, make().source
+        assert a == b
+        assert a.startswith("digraph") and len(dot_nodes(a)) >= 3
+
+
+def test_unfolded_elman_columns_rows_and_labels():
+    G = graphs.elman(4)
+    V = viz.unfolded_graph(G, max_steps=None)
+    hs = sorted((d["column"], d["step"]) for _, d in V.nodes(data=True) if d["name"] == "h")
+    assert hs == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert len({d["row"] for _, d in V.nodes(data=True) if d["name"] == "h"}) == 1
+    src = viz.unfolded(G, max_steps=None).source
+    for t in range(1, 5):
+        assert f"<B>h</B><SUP>({t})</SUP>" in src and f"<B>x</B><SUP>({t})</SUP>" in src
+    assert src.count("<B>W</B>") == 3 and src.count("<B>U</B>") == 4
+    assert src.count("<B>V</B>") == 4
+    assert "rankdir=BT" in src and src.count("rank=same") == 6  # x h o yhat y L(t) rows
+    assert "group=c3" in src
+
+
+def test_unfolded_elides_long_sequences_honestly():
+    G = graphs.elman(1000)
+    V = viz.unfolded_graph(G, max_steps=6)
+    steps = sorted({d["step"] for _, d in V.nodes(data=True) if d["step"] is not None})
+    assert steps == [1, 2, 3, 998, 999, 1000]
+    ell = [d for _, d in V.nodes(data=True) if d["kind"] == "ellipsis"]
+    assert ell and {d["hidden"] for d in ell} == {994} and {d["column"] for d in ell} == {3}
+    src = viz.unfolded(G, max_steps=6).source
+    assert src.count("⋯ (994 steps)") == 1
+    assert len(dot_nodes(src)) < 60
+
+
+def test_unfolded_parameters_once_or_per_step():
+    G = graphs.elman(3)
+    once = viz.unfolded_graph(G, level="op", max_steps=None)
+    per = viz.unfolded_graph(G, level="op", max_steps=None, params="per_step")
+    count = lambda V, name: sum(1 for _, d in V.nodes(data=True)
+                                if d["kind"] == "param" and d["name"] == name)
+    assert count(once, "W") == 1 and count(once, "U") == 1
+    assert count(per, "W") == 3 and count(per, "U") == 3
+    assert "matmul" in viz.unfolded(G, level="op").source
+
+
+def test_unfolded_bidirectional_shares_one_time_axis_and_flips_backward_edges():
+    G = graphs.bidirectional(4)
+    tl = timelines(viz.load(G))
+    assert len(set(tl.values())) == 1
+    V = viz.unfolded_graph(G, max_steps=None)
+    gcols = {d["step"]: d["column"] for _, d in V.nodes(data=True) if d["name"] == "g"}
+    hcols = {d["step"]: d["column"] for _, d in V.nodes(data=True) if d["name"] == "h"}
+    assert gcols == hcols
+    src = viz.unfolded(G, max_steps=None).source
+    assert src.count("dir=back") == 3  # g(t+1) -> g(t), drawn left to right
+
+
+def test_unfolded_seq2seq_decoder_columns_follow_the_encoder():
+    G = viz.load(graphs.seq2seq(3, T_out=2))
+    col_of, cols = columns(G)
+    assert [(c.timeline, c.step) for c in cols] == [(0, 1), (0, 2), (0, 3), (1, 1), (1, 2)]
+
+
+def test_truncated_bptt_edges_are_dashed_in_both_views():
+    G = graphs.elman(6, detach_every=2)
+    unf = viz.unfolded(G, max_steps=None).source
+    assert len([e for e in dot_edges(unf) if e[2] and "dashed" in e[2]]) == 2
+    fold_src = viz.folded(G).source
+    assert "dashed" not in fold_src  # some h -> h edges still carry gradient
+    assert "dashed" in viz.folded(graphs.elman(6, detach_every=1)).source
+
+
+def test_folded_dot_has_the_delay_marker_and_W_label():
+    src = viz.folded(graphs.elman(3)).source
+    squares = re.findall(r"^\s*(d\d+_\d+) \[.*shape=square", src, flags=re.M)
+    assert len(squares) == 1 and "fillcolor=black" in src
+    sq = squares[0]
+    into = [e for e in dot_edges(src) if e[0] == sq]
+    assert len(into) == 1 and "<B>W</B>" in into[0][2]
+    out = [e for e in dot_edges(src) if e[1] == sq]
+    assert len(out) == 1 and "arrowhead=none" in out[0][2]
+    assert len(dot_nodes(src)) == 8  # x h o yhat y L(t) L, and the square
+
+
+def test_folded_marks_the_backward_loop():
+    src = viz.folded(graphs.bidirectional(4)).source
+    assert src.count("shape=square") == 2 and src.count("t+1") == 1
+
+
+def test_folded_op_level_labels_the_recurrent_edge_with_its_parameter():
+    src = viz.folded(graphs.elman(3), level="op").source
+    assert src.count("shape=square") == 1
+    assert re.search(r"d\d+_\d+ -> r\d+ \[label=<<B>W</B>>", src)
+
+
+def test_bad_arguments_raise_actionable_errors():
+    G = graphs.elman(3)
+    with pytest.raises(ValueError, match="level must be"):
+        viz.folded(G, level="ops")
+    with pytest.raises(ValueError, match="max_steps"):
+        viz.unfolded(G, max_steps=1)
+    with pytest.raises(TypeError, match="networkx.DiGraph"):
+        viz.folded([1, 2, 3])
+    bad = graphs.elman(2)
+    del bad.nodes[0]["kind"]
+    with pytest.raises(viz.SchemaError, match="node 0 has no 'kind'"):
+        viz.unfolded(bad)
+
+
+def test_graphical_model_counts_parameters_and_connects_all_past_outputs():
+    G = graphs.elman(8)
+    src = viz.graphical_model(G, steps=5).source
+    full = [e for e in dot_edges(src) if e[0].startswith("f")]
+    assert len(full) == 10  # 5 outputs, every earlier one feeds every later one
+    assert "4<SUP>5</SUP> − 1 = 1,023" in src
+    n_params = sum(len(d["shape"]) and __import__("math").prod(d["shape"])
+                   for _, d in G.nodes(data=True) if d["kind"] == "param")
+    assert f"recorded parameters: {n_params:,}" in src
+    hh = [e for e in dot_edges(src) if e[0].startswith("g") and "invis" not in (e[2] or "")]
+    assert len(hh) == 4 + 5  # h(t-1) -> h(t) and h(t) -> o(t)
+
+
+def test_graphical_model_needs_outputs_and_a_recurrence():
+    with pytest.raises(ValueError, match="no per-step output"):
+        viz.graphical_model(graphs.dynamical(4))
