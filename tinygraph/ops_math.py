@@ -18,12 +18,19 @@ def _pairs(r, low=None):
     return [([r.standard_normal(a), r.uniform(low, 2.0, b)], {}) for a, b in _BCAST]
 
 
+def _shapes(a, b):
+    """What add/sub keep for backward: nothing when no broadcasting happened."""
+    return () if a.shape == b.shape else (a.shape, b.shape)
+
+
 @defop("add", examples=_pairs)
 class Add:
     def forward(a, b):
-        return a + b, (a.shape, b.shape)
+        return a + b, _shapes(a, b)
 
     def backward(g, saved, need):
+        if not saved:
+            return (g, g)
         sa, sb = saved
         return (unbroadcast(g, sa) if need[0] else None, unbroadcast(g, sb) if need[1] else None)
 
@@ -31,9 +38,11 @@ class Add:
 @defop("sub", examples=_pairs)
 class Sub:
     def forward(a, b):
-        return a - b, (a.shape, b.shape)
+        return a - b, _shapes(a, b)
 
     def backward(g, saved, need):
+        if not saved:
+            return (g, -g if need[1] else None)
         sa, sb = saved
         return (unbroadcast(g, sa) if need[0] else None, unbroadcast(-g, sb) if need[1] else None)
 
@@ -150,6 +159,11 @@ class Matmul:
             return (g @ b.T if need[0] else None, a.T @ g if need[1] else None)
         if a.ndim == 1 and b.ndim == 1:  # inner product
             return (g * b if need[0] else None, g * a if need[1] else None)
+        if b.ndim == 2 and a.ndim > 2:  # a stack of rows times one matrix: no batched temporary
+            gb = None
+            if need[1]:
+                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            return (g @ b.T if need[0] else None, gb)
         # 1-D operands act as a row (left) or a column (right) matrix; batched dims broadcast
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

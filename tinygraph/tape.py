@@ -177,14 +177,32 @@ def recording(source: bool = True, values: bool = False) -> Iterator[None]:
 
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_INSIDE: dict[Any, bool] = {}      # code object -> defined in the engine core (not user code)
+_SHORT: dict[str, str] = {}        # file name -> how error messages and exports print it
+
+
+def _short(fname: str) -> str:
+    if fname.startswith("<"):
+        return fname
+    rel = os.path.relpath(fname)
+    return os.path.basename(fname) if rel.startswith("..") else rel
 
 
 def user_frame_line() -> str | None:
     """`file.py:line` of the first caller outside the engine core (tinygraph/nn counts as user)."""
     frame = sys._getframe(1)
     while frame is not None:
-        fname = frame.f_code.co_filename
-        if os.path.dirname(os.path.abspath(fname)) != _PKG_DIR and "contextlib" not in fname:
-            return f"{os.path.relpath(fname) if not fname.startswith('<') else fname}:{frame.f_lineno}"
+        code = frame.f_code
+        inside = _INSIDE.get(code)
+        if inside is None:
+            fname = code.co_filename
+            inside = _INSIDE[code] = (os.path.dirname(os.path.abspath(fname)) == _PKG_DIR
+                                      or fname == contextlib.__file__)
+        if not inside:
+            fname = code.co_filename
+            short = _SHORT.get(fname)
+            if short is None:
+                short = _SHORT[fname] = _short(fname)
+            return f"{short}:{frame.f_lineno}"
         frame = frame.f_back
     return None

@@ -309,8 +309,11 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     tape.ops.append(op)
     tape.inputs.append(tuple(ids))
     tape.saved.append(saved if req else None)
-    tape.need.append(tuple(need))
-    tape.meta.append((out.shape, out.dtype, "op", st.scope, st.step, req))
+    need = tuple(need)
+    shape = out.shape
+    # the same few `need` patterns and shapes recur on every step: share one object of each
+    tape.need.append(_INTERN.setdefault(need, need))
+    tape.meta.append((_INTERN.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
     if st.source:
         tape.src[idx] = _tp.user_frame_line()
     if st.values and out.dtype.kind in "fc":
@@ -322,6 +325,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
 
 _new = object.__new__
+_INTERN: dict[tuple, tuple] = {}
 
 
 def as_tensor(x: Any, like: Tensor | None = None, op: str = "op") -> Tensor:

@@ -1,0 +1,212 @@
+"""Engine benchmarks: per-op overhead, Elman BPTT written with tinygraph ops, peak memory.
+
+Run with `make bench` (or `python -m bench.bench_engine`). Every figure is a ratio or a time
+measured side by side in this one run; nothing here is asserted (machines are noisy).
+PyTorch columns appear when `import torch` works (`pip install torch==2.13.0`), else they say so.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import tinygraph as tg  # noqa: E402
+from tests.reference_bptt import elman_bptt, elman_bptt_batched  # noqa: E402
+
+try:  # optional reference only
+    import torch
+    torch.set_num_threads(1)
+except Exception:  # pragma: no cover - depends on the machine
+    torch = None
+
+
+def best_of(fn, repeat=5):
+    """Smallest wall time of `repeat` runs (the collector stays on, as users run)."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. per-op overhead
+# ------------------------------------------------------------------------------------------------
+
+def per_op(n=20_000):
+    a0, b0 = np.random.default_rng(0).random(4), np.random.default_rng(1).random(4)
+
+    def numpy_ops():
+        x = a0
+        for _ in range(n):
+            x = x * b0 + a0
+
+    def tg_ops():
+        a = tg.Parameter(a0, name="a")
+        b = tg.tensor(b0)
+        x = a
+        for _ in range(n):
+            x = x * b + a
+        x.sum().backward()
+
+    def tg_ops_source():
+        with tg.recording(source=True):
+            tg_ops()
+
+    rows = {"numpy (no autodiff)": best_of(numpy_ops), "tinygraph": best_of(tg_ops),
+            "tinygraph, source lines on": best_of(tg_ops_source)}
+    if torch is not None:
+        ta0, tb0 = torch.tensor(a0), torch.tensor(b0)
+
+        def torch_ops():
+            a = ta0.clone().requires_grad_(True)
+            x = a
+            for _ in range(n):
+                x = x * tb0 + a
+            x.sum().backward()
+        rows["torch eager"] = best_of(torch_ops)
+    print(f"\n## Per recorded op: forward + record + backward, 4-element float64 arrays "
+          f"({2 * n} ops)")
+    for k, v in rows.items():
+        print(f"  {k:32s} {v / (2 * n) * 1e6:6.2f} us/op")
+    if torch is None:
+        print("  torch eager                      (not installed: pip install torch==2.13.0)")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Elman BPTT with tinygraph ops
+# ------------------------------------------------------------------------------------------------
+
+def elman_params(D, H, K, rng, dtype=np.float64):
+    s = 1.0 / np.sqrt(H)
+    return {"U": rng.uniform(-s, s, (H, D)).astype(dtype), "W": rng.uniform(-s, s, (H, H)).astype(dtype),
+            "V": rng.uniform(-s, s, (K, H)).astype(dtype), "b": np.zeros(H, dtype),
+            "c": np.zeros(K, dtype)}
+
+
+def elman_tinygraph(p, x, y, batched=True):
+    """Forward + backward of the seed's Elman RNN, written with tinygraph ops.
+
+    h(t) = tanh(b + W h(t-1) + U x(t)), o(t) = c + V h(t), L = sum of cross-entropies, in the
+    row-vector convention. `batched`: project the inputs of all steps with one matmul before the
+    loop (faster; keeps one (T, B, H) array more); else U x(t) per step, as in the book.
+    """
+    B, T, D = x.shape
+    U, W, V, b, c = (tg.Parameter(p[k], name=k) for k in "UWVbc")
+    UT, WT, VT = U.T, W.T, V.T
+    xs = tg.tensor(x.transpose(1, 0, 2))                          # (T, B, D)
+    xu = xs @ UT + b if batched else None                         # (T, B, H)
+    h = tg.zeros(B, W.shape[0], dtype=x.dtype)
+    loss = 0.0
+    for t in range(T):
+        a = xu[t] + h @ WT if batched else xs[t] @ UT + h @ WT + b
+        h = tg.tanh(a)                                            # (B, H)
+        o = h @ VT + c                                            # (B, K)
+        loss = loss + tg.cross_entropy(o, y[:, t], reduction="sum")
+    loss.backward()
+    return loss, (U, W, V, b, c)
+
+
+def elman_torch(p, x, y):
+    U, W, V, b, c = (torch.tensor(p[k], requires_grad=True) for k in "UWVbc")
+    xt = torch.tensor(x.transpose(1, 0, 2))
+    yt = torch.tensor(y)
+    xu = xt @ U.T + b
+    h = torch.zeros(x.shape[0], W.shape[0], dtype=xt.dtype)
+    loss = 0.0
+    for t in range(x.shape[1]):
+        h = torch.tanh(xu[t] + h @ W.T)
+        o = h @ V.T + c
+        loss = loss + torch.nn.functional.cross_entropy(o, yt[:, t], reduction="sum")
+    loss.backward()
+    return loss
+
+
+def elman_speed(B=32, D=64, H=128, K=64, T=100):
+    rng = np.random.default_rng(0)
+    p = elman_params(D, H, K, rng)
+    x = rng.standard_normal((B, T, D))
+    y = rng.integers(0, K, (B, T))
+    args = (p["U"], p["W"], p["V"], p["b"], p["c"], x, y)
+    # same numbers first: the benchmark compares like with like
+    ref = elman_bptt(*args)
+    for batched in (True, False):
+        loss, params = elman_tinygraph(p, x, y, batched)
+        assert abs(loss.item() - ref["loss"]) < 1e-8 * abs(ref["loss"])
+        for prm, k in zip(params, "UWVbc"):
+            np.testing.assert_allclose(prm.grad, ref[k], rtol=1e-9, atol=1e-11)
+    hand = best_of(lambda: elman_bptt(*args))
+    rows = {"hand numpy BPTT (seed's formulas)": hand,
+            "hand numpy, batched projections (floor)": best_of(lambda: elman_bptt_batched(*args)),
+            "tinygraph ops, batched input projection": best_of(lambda: elman_tinygraph(p, x, y)),
+            "tinygraph ops, U x(t) per step": best_of(lambda: elman_tinygraph(p, x, y, False))}
+    if torch is not None:
+        rows["torch eager, per-step ops"] = best_of(lambda: elman_torch(p, x, y))
+    print(f"\n## Elman BPTT, B={B} D={D} H={H} K={K} T={T}, float64 (time, ratio to hand BPTT)")
+    for k, v in rows.items():
+        print(f"  {k:44s} {v * 1e3:8.2f} ms  {v / hand:5.2f}x")
+    if torch is None:
+        print("  torch eager, per-step ops                  (not installed)")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. peak memory at T = 5000
+# ------------------------------------------------------------------------------------------------
+
+def _peak(fn):
+    gc.collect()
+    tracemalloc.start()
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
+
+
+def elman_memory(B=8, D=32, H=64, K=32, T=5000):
+    rng = np.random.default_rng(0)
+    p = elman_params(D, H, K, rng)
+    x = rng.standard_normal((B, T, D))
+    y = rng.integers(0, K, (B, T))
+    args = (p["U"], p["W"], p["V"], p["b"], p["c"], x, y)
+    kept = T * (B * H + B * K) * 8           # every h(t) and softmax(t): what hand BPTT must keep
+    rows = {"hand numpy BPTT": _peak(lambda: elman_bptt(*args)),
+            "tinygraph ops, batched input projection": _peak(lambda: elman_tinygraph(p, x, y)),
+            "tinygraph ops, U x(t) per step": _peak(lambda: elman_tinygraph(p, x, y, False))}
+    if torch is not None:
+        rows["torch eager, per-step ops"] = _peak_torch(lambda: elman_torch(p, x, y))
+    print(f"\n## Peak memory, Elman B={B} D={D} H={H} K={K} T={T} (tracemalloc; inputs excluded)")
+    print(f"  arrays hand BPTT keeps (h(t), softmax(t)): {kept / 2**20:7.2f} MiB")
+    for k, v in rows.items():
+        print(f"  {k:44s} {v / 2**20:7.2f} MiB  {v / kept:5.2f}x of those arrays")
+    if torch is None:
+        print("  torch eager                                (not installed)")
+    return rows, kept
+
+
+def _peak_torch(fn):
+    """torch's CPU allocator is not seen by tracemalloc: measure resident-set growth instead."""
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+
+
+def main():
+    print(f"# tinygraph engine benchmarks (numpy {np.__version__}, Python "
+          f"{sys.version.split()[0]}, collector on)")
+    per_op()
+    elman_speed()
+    elman_memory()
+
+
+if __name__ == "__main__":
+    main()
