@@ -34,7 +34,7 @@ class Tensor:
     """
 
     # op outputs never set `_hooks` (their hooks live on the tape): read it with getattr
-    __slots__ = ("data", "_grad", "requires_grad", "_name", "_tape", "_idx", "_hooks",
+    __slots__ = ("data", "_grad", "requires_grad", "_name", "_tape", "_idx", "_hooks", "_born",
                  "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
@@ -58,6 +58,7 @@ class Tensor:
         self._tape: Tape | None = None
         self._idx = -1
         self._hooks: list | None = None
+        self._born = STATE.step  # the time step this tensor was made in (its leaf node's step)
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -230,7 +231,7 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     elif isinstance(t, Parameter):
         kind, scope, step = "param", STATE.scope, None
     else:
-        kind, scope, step = ("const" if name == "<const>" else "input"), STATE.scope, STATE.step
+        kind, scope, step = ("const" if name == "<const>" else "input"), STATE.scope, t._born
         if kind == "const":
             name = None
     tape.ops.append(None)
@@ -275,6 +276,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     res = _new(Tensor)
     res.data = out
     res._grad = res._name = res._tape = None
+    res._born = st.step
     res.requires_grad = False
     res._idx = -1
     if not st.grad_enabled:
