@@ -108,7 +108,7 @@ def test_elman_graph_reads_like_the_book():
     for t in range(1, 5):
         for v in ("x", "h", "o", "L"):
             assert (v, t) in named, (v, t)
-    assert ("L", None) in named
+    assert ("L", None) in named and ("h", 0) in named      # the total loss and h(0)
     params = {d["name"] for d in nodes if d["kind"] == "param"}
     assert params == {"U", "W", "V", "b", "c"}
     tanh = [d for d in nodes if d["op"] == "tanh"]
@@ -144,6 +144,7 @@ def test_jordan_teacher_forcing_feeds_y_and_free_running_feeds_o():
     teacher, free = fed_sources(g_t), fed_sources(g_f)
     assert len(teacher) == len(free) == 3
     assert all(s["op"] == "leaf" and s["name"] == "y" for s in teacher)
+    assert [s["step"] for s in teacher] == [1, 2, 3]          # y(t-1) feeds h(t)
     assert all(s["op"] == "argmax" for s in free)
     for n, d in g_f.nodes(data=True):   # argmax reads o(t-1)
         if d["op"] == "argmax":
@@ -155,8 +156,22 @@ def test_bidirectional_names_backward_states_g_and_runs_them_backward():
     out = m(IDS)
     nodes = nodes_of(nn.sequence_loss(out.o, Y))
     g_steps = [d["step"] for d in nodes if d["name"] == "g"]
-    assert g_steps == [4, 3, 2, 1]
-    assert [d["step"] for d in nodes if d["name"] == "h"] == [1, 2, 3, 4]
+    assert g_steps == [5, 4, 3, 2, 1]                 # g(tau + 1) is the initial state
+    assert [d["step"] for d in nodes if d["name"] == "h"] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.RNN(4, 5, 3, rng=0, dtype=np.float32),
+    lambda: nn.DeepRNN(4, 5, 3, kind="skip", rng=0, dtype=np.float32),
+    lambda: nn.BidirectionalRNN(4, 5, 3, rng=0, dtype=np.float32),
+])
+def test_float32_models_stay_float32(make):
+    m = make()
+    out = m(IDS)
+    loss = nn.sequence_loss(out.o, Y % 3)
+    loss.backward()
+    assert loss.dtype == np.float32 and all(o.dtype == np.float32 for o in out.o)
+    assert all(p.grad.dtype == np.float32 for p in m.parameters())
 
 
 def test_padded_sequences_equal_their_unpadded_runs():

@@ -12,7 +12,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .module import Module, check_state, init_uniform
+from .module import Module, init_uniform, initial_state
 from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
 
 
@@ -78,7 +78,7 @@ class BidirectionalRNN(Module):
         B, T, H = seq.batch, seq.length, self.hidden_size
         masks = length_masks(self, lengths, B, T)
         xs = {}
-        h = tg.zeros(B, H, dtype=self.V.dtype) if h0 is None else check_state(self, h0, B, H)
+        h = initial_state(self, h0, B, H, self.V.dtype)
         hs = []
         for t in range(1, T + 1):
             with tg.step(t):
@@ -86,7 +86,7 @@ class BidirectionalRNN(Module):
                 h_new = self.fwd(xs[t], h)                               # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 hs.append(h)
-        g = tg.zeros(B, H, dtype=self.V.dtype) if g0 is None else check_state(self, g0, B, H, "g0")
+        g = initial_state(self, g0, B, H, self.V.dtype, "g", T + 1, "g0")      # g(tau + 1)
         gs = [None] * T
         for t in range(T, 0, -1):
             with tg.step(t):

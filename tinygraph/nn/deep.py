@@ -14,7 +14,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, check_state, init_uniform, who
+from .module import Module, init_uniform, initial_state, who
 from .rnn import RNNCell, RNNOutput, SequenceInput, make_rng
 
 KINDS = ("stacked", "deep_transition", "skip")
@@ -115,7 +115,7 @@ class DeepRNN(Module):
 
     def initial_state(self, batch: int) -> list[Tensor]:
         """Zero states, one (B, H) per layer."""
-        return [tg.zeros(batch, self.hidden_size, dtype=self.layers[0].W.dtype)
+        return [initial_state(self, None, batch, self.hidden_size, self.layers[0].W.dtype)
                 for _ in self.layers]
 
     def step(self, x_t: Tensor, state: list[Tensor]) -> list[Tensor]:
@@ -149,7 +149,8 @@ class DeepRNN(Module):
             if len(state) != len(self.layers):
                 raise ValueError(f"{who(self)}: expected {len(self.layers)} initial states, got "
                                  f"{len(state)}")
-            state = [check_state(self, s, B, self.hidden_size, f"state[{i}]")
+            state = [initial_state(self, s, B, self.hidden_size, self.layers[0].W.dtype,
+                                   what=f"state[{i}]")
                      for i, s in enumerate(state)]
         out = RNNOutput()
         for t in range(1, T + 1):

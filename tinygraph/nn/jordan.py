@@ -108,7 +108,8 @@ class JordanRNN(Module):
                 raise ValueError(f"{who(self)}: expected targets y of shape ({B}, {T}), got "
                                  f"{y.shape}")
         out = RNNOutput()
-        fed: Tensor = tg.tensor(y0, name="y")                     # y(0), ids (B,)
+        with tg.step(0):
+            fed: Tensor = tg.tensor(y0, name="y")                 # y(0), ids (B,)
         for t in range(1, T + 1):
             with tg.step(t):
                 a = tg.embedding(self.R.T, fed) + self.b              # (B, H): R one_hot(y(t-1))

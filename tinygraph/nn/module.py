@@ -212,9 +212,19 @@ def is_ids(x: Any) -> bool:
     return np.asarray(a).dtype.kind in "iu"
 
 
-def check_state(mod: Module, h: Any, batch: int, size: int, what: str = "h0") -> Tensor:
-    """Check an initial state of shape (B, size) and return it as a Tensor."""
-    t = h if isinstance(h, Tensor) else tg.tensor(np.asarray(h, dtype=np.float64))
+def initial_state(mod: Module, h: Any, batch: int, size: int, dtype: Any, name: str = "h",
+                  step: int = 0, what: str = "h0") -> Tensor:
+    """The initial state h(0) (B, size): zeros when `h` is None, else `h` checked.
+
+    A new tensor is made inside ``tg.step(step)`` and named `name`, so views show h(0); a Tensor
+    passed in (a state carried from an earlier chunk) is used as it is.
+    """
+    if isinstance(h, Tensor):
+        t = h
+    else:
+        with tg.step(step):
+            t = (tg.zeros(batch, size, dtype=dtype) if h is None
+                 else tg.tensor(np.asarray(h, dtype=dtype))).named(name)
     if t.shape != (batch, size):
         raise ValueError(f"{who(mod)}: expected {what} of shape ({batch}, {size}), got {t.shape}")
     return t

@@ -17,7 +17,8 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import (Module, as_float_seq, check_ids, check_state, init_uniform, is_ids, who)
+from .module import (Module, as_float_seq, check_ids, init_uniform, initial_state, is_ids,
+                     who)
 
 _rng = np.random.default_rng
 
@@ -187,9 +188,8 @@ class DynamicalSystem(Module):
                 raise ValueError(f"{who(self)}: the autonomous system needs s0 of shape "
                                  f"(B, {self.state_size})")
             seq, B, T = None, np.shape(getattr(s0, "data", s0))[0], steps
-        s = (tg.zeros(B, self.state_size, dtype=self.W.dtype) if s0 is None
-             else check_state(self, s0, B, self.state_size, "s0"))
         name = "h" if seq is not None else "s"
+        s = initial_state(self, s0, B, self.state_size, self.W.dtype, name, what="s0")
         out = []
         for t in range(1, T + 1):
             with tg.step(t):
@@ -266,8 +266,7 @@ class RNN(Module):
         seq = SequenceInput(self, x, self.input_size)
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
-        h = (tg.zeros(B, self.hidden_size, dtype=self.cell.W.dtype) if h0 is None
-             else check_state(self, h0, B, self.hidden_size))
+        h = initial_state(self, h0, B, self.hidden_size, self.cell.W.dtype)
         out = RNNOutput()
         for t in range(1, T + 1):
             with tg.step(t):

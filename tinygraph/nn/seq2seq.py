@@ -14,7 +14,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, check_ids, init_uniform, who
+from .module import Module, check_ids, init_uniform, initial_state, who
 from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
 
 
@@ -40,7 +40,7 @@ class Encoder(Module):
         seq = SequenceInput(self, x, self.input_size, "source x")
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
-        h = tg.zeros(B, self.hidden_size, dtype=self.cell.W.dtype)
+        h = initial_state(self, None, B, self.hidden_size, self.cell.W.dtype)
         hs = []
         for t in range(1, T + 1):
             with tg.step(t):
@@ -104,7 +104,9 @@ class Decoder(Module):
         h, out = C, RNNOutput()
         for t in range(1, y_in.shape[1] + 1):
             with tg.step(t):
-                h, o = self._step(h, tg.tensor(y_in[:, t - 1], name="y"), uc)
+                with tg.step(t - 1):                                       # y(t-1)
+                    fed = tg.tensor(y_in[:, t - 1], name="y")
+                h, o = self._step(h, fed, uc)
                 out.h.append(h), out.o.append(o), out.steps.append(t)
         return out
 
@@ -112,7 +114,8 @@ class Decoder(Module):
         """Feed back argmax o(t) until every row emitted `eos` or `max_len` steps ran."""
         uc = self._context(C)
         h, out = C, RNNOutput()
-        fed: Tensor = tg.tensor(np.full(C.shape[0], bos, dtype=np.int64), name="y")
+        with tg.step(0):
+            fed: Tensor = tg.tensor(np.full(C.shape[0], bos, dtype=np.int64), name="y")
         done = np.zeros(C.shape[0], dtype=bool)
         for t in range(1, max_len + 1):
             with tg.step(t):
