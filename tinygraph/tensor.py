@@ -302,9 +302,12 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
             track = req = True
     if not track:
         return res
+    leaves = tape.leaves
     for k, i in enumerate(ids):
         if i < 0:
-            ids[k] = _leaf_index(tape, tensors[k])
+            t = tensors[k]
+            i = leaves.get(id(t))
+            ids[k] = i if i is not None and not tape.foreign else _leaf_index(tape, t)
     if op.backward is None:
         req = False
     idx = len(tape.ops)
