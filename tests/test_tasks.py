@@ -62,6 +62,11 @@ def test_jordan_free_running_is_scored_on_its_own_outputs():
     assert res.extra["whole_melody_rate"] > 0.5
 
 
+def test_bidirectional_beats_a_forward_only_rnn_that_cannot_see_the_future():
+    res = trained("bidirectional")
+    assert res.metric > res.extra["forward_only_accuracy"] + 0.2
+
+
 def test_recursive_net_generalises_to_larger_trees_than_it_saw():
     res = trained("recursive")
     assert res.extra["larger_trees_accuracy"] > 0.6

@@ -130,5 +130,5 @@ def _peak(T: int) -> int:
 
 
 def test_memory_stays_bounded_on_long_streams():
-    short, long = _peak(400), _peak(4000)          # 10x the stream, same windows
+    short, long = _peak(300), _peak(3000)          # 10x the stream, same windows
     assert long < 1.3 * short, (short, long)

@@ -23,11 +23,11 @@ from .jordan import JordanRNN
 from .linear import Embedding, Linear
 from .loss import sequence_loss, step_grads
 from .module import Module
-from .recursive import RecursiveNN, TreeOutput
+from .recursive import RecursiveNN, TreeOutput, balanced_tree, tree_depth
 from .rnn import DynamicalSystem, RNN, RNNCell, RNNOutput
 from .seq2seq import Decoder, Encoder, Seq2Seq
 
 __all__ = ["Module", "Linear", "Embedding", "RNNCell", "RNN", "RNNOutput", "DynamicalSystem",
            "JordanRNN", "BidirectionalRNN", "BiOutput", "Encoder", "Decoder", "Seq2Seq",
-           "DeepRNN", "DeepTransitionCell", "RecursiveNN", "TreeOutput", "sequence_loss",
-           "step_grads"]
+           "DeepRNN", "DeepTransitionCell", "RecursiveNN", "TreeOutput", "balanced_tree",
+           "tree_depth", "sequence_loss", "step_grads"]

@@ -15,6 +15,8 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
+from tinygraph.data.synthetic import balanced_tree, tree_depth  # noqa: F401  (re-exported)
+
 from .module import Module, init_uniform, who
 from .rnn import make_rng
 
@@ -50,7 +52,8 @@ class RecursiveNN(Module):
     internal:  h = tanh(b + W [h_left; h_right])
     root:      o = c + V h_root
 
-    The same U, W, V are used at every node, whatever the tree's shape.
+    The same U, W, V are used at every node, whatever the tree's shape. `balanced_tree` builds
+    the tree of depth ceil(log2 tau) over tau leaves (the seed's O(log tau) depth).
 
     Parameters
     ----------
