@@ -62,8 +62,8 @@ def length_masks(mod: Module, lengths: Any, batch: int, T: int) -> np.ndarray | 
         return None
     n = np.asarray(lengths)
     if n.shape != (batch,) or n.dtype.kind not in "iu" or n.min() < 1 or n.max() > T:
-        raise ValueError(f"{who(mod)}: expected lengths as {batch} ints in [1, {T}], got "
-                         f"{n.tolist() if n.size < 20 else n.shape}")
+        raise ValueError(f"{who(mod)}: expected lengths of shape ({batch},) with ints in "
+                         f"[1, {T}], got {n.tolist() if n.size < 20 else n.shape}")
     if (n == T).all():
         return None
     return (np.arange(1, T + 1)[:, None] <= n[None, :])[:, :, None]
