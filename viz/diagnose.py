@@ -87,12 +87,14 @@ class Report:
         return "\n".join(lines)
 
 
-def recurrent_series(graph: Any) -> list[Series]:
-    """‖∂L/∂v(t)‖ by step for every recurrent variable of the graph (see module docstring)."""
+def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Series]:
+    """‖∂L/∂v(t)‖ by step for every recurrent variable of the graph (see module docstring).
+
+    ``folded``: the graph's variable-level :func:`viz.fold.fold`, when already computed.
+    """
     G = load(graph)
-    F = fold(G, level="variable")
-    names = [F.nodes[r]["name"] for r in F]
-    out = []
+    F = fold(G, level="variable") if folded is None else folded
+    found = []
     for r in sorted(F):
         lags = [lag for u, _, e in F.in_edges(r, data=True) if e["delay"] for lag in e["lags"]]
         if not lags:
@@ -101,12 +103,12 @@ def recurrent_series(graph: Any) -> list[Series]:
         members = sorted((G.nodes[m]["step"], G.nodes[m]["grad_norm"]) for m in d["members"]
                          if G.nodes[m]["step"] is not None)
         pairs = [(s, float(g)) for s, g in members if g is not None]
-        if not pairs:
-            continue
-        label = d["name"] if names.count(d["name"]) == 1 else f"{d['scope']}/{d['name']}"
-        out.append(Series(label, d["scope"], 1 if max(lags) > 0 else -1,
-                          tuple(s for s, _ in pairs), tuple(g for _, g in pairs)))
-    return out
+        if pairs:
+            found.append((d, 1 if max(lags) > 0 else -1, pairs))
+    names = [d["name"] for d, _, _ in found]
+    return [Series(d["name"] if names.count(d["name"]) == 1 else f"{d['scope']}/{d['name']}",
+                   d["scope"], direction, tuple(s for s, _ in pairs),
+                   tuple(g for _, g in pairs)) for d, direction, pairs in found]
 
 
 def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
@@ -141,7 +143,8 @@ def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
         return Report("no gradients", ("no node has grad_norm: run "
                                        "loss.backward(keep_grads=True) before tracing",),
                       (), None, (), (), {})
-    series = recurrent_series(G)
+    F = fold(G, level="variable")
+    series = recurrent_series(G, F)
     reasons: list[str] = []
     verdict = "healthy"
     bad = _first_nonfinite(G)
@@ -168,7 +171,7 @@ def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
         reasons.append("every recurrent gradient stays within "
                        f"[{vanish_ratio:g} × max, {explode_norm:g}]" if series else
                        "no recurrent variable (no delay edge): nothing flows through time")
-    largest, smallest = _extremes(G)
+    largest, smallest = _extremes(G, F)
     return Report(verdict, tuple(reasons), tuple(series), bad, largest, smallest,
                   {"vanish_ratio": vanish_ratio, "explode_norm": explode_norm})
 
@@ -187,8 +190,7 @@ def _first_nonfinite(G: nx.DiGraph) -> dict | None:
     return {"node": n, "op": d["op"], "name": d["name"], "scope": d["scope"], "step": d["step"]}
 
 
-def _extremes(G: nx.DiGraph, k: int = 3) -> tuple[tuple, tuple]:
-    F = fold(G, level="variable")
+def _extremes(G: nx.DiGraph, F: nx.DiGraph, k: int = 3) -> tuple[tuple, tuple]:
     out = G.graph.get("loss", G.graph.get("output"))
     meds = []
     for r, d in F.nodes(data=True):

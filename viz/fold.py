@@ -18,7 +18,7 @@ from typing import Any
 import networkx as nx
 
 from .levels import variable_level
-from .schema import is_finite, load, params_of, sort_key
+from .schema import MARK, is_finite, load, params_of, sort_key
 from .timeline import is_delay, timelines
 
 
@@ -89,7 +89,8 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         schema attributes of the role's first member, plus ``members`` (original ids, tape
         order), ``count``, ``steps`` (sorted distinct steps, empty outside steps),
         ``grad_stats`` (``(min, median, max)`` of the finite gradient norms, or None) and
-        ``nonfinite`` (how many members have a NaN/inf gradient norm). Edge attributes:
+        ``nonfinite`` (how many members have a NaN/inf gradient norm), and ``initial`` (the
+        step difference) on a one-off leaf that starts a loop, like h(0). Edge attributes:
         ``same`` / ``delay`` (how many unfolded edges within a step / across steps it stands
         for), ``lags`` (sorted step differences of the delay edges: 1 forward, -1 backward),
         ``label`` (the parameters it carries, comma-joined), ``detached`` (every member edge is
@@ -109,6 +110,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     role_id: dict[tuple, int] = {}
     F = nx.DiGraph()
     F.graph.update(G.graph)
+    F.graph.pop(MARK, None)  # a folded graph is not a recorded one
     F.graph["level"] = level
     F.graph["folded"] = True
     for n in sorted(G, key=sort_key):
@@ -133,6 +135,12 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
             F.add_edge(ru, rv, same=0, delay=0, lags=set(), label=[], _cut=0, _grads=[])
         fe = F.edges[ru, rv]
         delay = is_delay(G, u, v, tl)
+        if delay and F.nodes[ru]["count"] == 1 and not G.in_degree(u):
+            # a one-off leaf feeding step 1 from step 0 is the initial state h(0), not a loop
+            delay = False
+            F.nodes[ru]["initial"] = G.nodes[v]["step"] - G.nodes[u]["step"]
+            if level == "op":
+                fe["label"] += [p for p in params_of(G.nodes[v]) if p not in fe["label"]]
         if delay:
             fe["delay"] += 1
             fe["lags"].add(G.nodes[v]["step"] - G.nodes[u]["step"])

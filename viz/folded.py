@@ -54,9 +54,9 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     for r in sorted(F):
         d = F.nodes[r]
         if level == "variable" and d["kind"] != "param":
-            label = var_label(d["name"])
+            label = var_label(d["name"], _initial(d))
         else:
-            label = op_label(d)
+            label = op_label(d, _initial(d), show_step=True)
         attrs = node_attrs(d, label, level)
         if scale is not None:
             norm = _representative(d)
@@ -94,6 +94,13 @@ def _delay_edge(fig: Figure, u: int, v: int, e: dict, text: str, attrs: dict) ->
     fig.node(sq, **square)
     fig.edge(f"r{u}", sq, constraint="false", **dict(attrs, arrowhead="none"))
     fig.edge(sq, f"r{v}", **(dict(attrs, label=text) if text else dict(attrs)))
+
+
+def _initial(d: dict) -> str | None:
+    """h(0) for the initial state of a forward loop, g(τ+1) for a backward one."""
+    if "initial" not in d:
+        return None
+    return "0" if d["initial"] > 0 else "τ+1"
 
 
 def _representative(d: dict) -> Any:

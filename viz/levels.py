@@ -14,18 +14,18 @@ from typing import Any
 
 import networkx as nx
 
-from .schema import load, output_node, params_of, sort_key
+from .schema import MARK, load, output_node, params_of, sort_key
 
 #: ops that add a parameter rather than multiply by it: their parameters are biases
 ADDITIVE_OPS = frozenset({"add", "sub"})
 
 
-def is_named(G: nx.DiGraph, n: Any) -> bool:
+def is_named(G: nx.DiGraph, n: Any, output: Any = None) -> bool:
     """A node the variable level keeps: a named non-parameter tensor, or the traced output."""
     d = G.nodes[n]
     if d["kind"] == "param":
         return False
-    return bool(d["name"]) or n == G.graph.get("_output")
+    return bool(d["name"]) or n == output
 
 
 def variable_level(graph: Any) -> nx.DiGraph:
@@ -53,19 +53,22 @@ def variable_level(graph: Any) -> nx.DiGraph:
     'W'
     """
     G = load(graph)
+    if G.graph.get("level") == "variable":
+        return G  # already contracted
     out = output_node(G)
-    G.graph["_output"] = out
-    G.graph["_pexpr"] = param_expressions(G)
-    keep = [n for n in G if is_named(G, n)]
+    pexpr = param_expressions(G)
+    keep = [n for n in sorted(G, key=sort_key) if is_named(G, n, out)]
+    named = set(keep)
     H = nx.DiGraph()
     H.graph.update({k: v for k, v in G.graph.items() if not k.startswith("_")})
     H.graph["level"] = "variable"
+    H.graph[MARK] = True  # its nodes keep the schema attributes: load() takes it as it is
     for n in keep:
         H.add_node(n, **G.nodes[n])
     if out is not None and out in H and not H.nodes[out]["name"]:
         H.nodes[out]["name"] = "L" if not H.nodes[out]["shape"] else H.nodes[out]["op"]
     for v in keep:
-        for a, attrs in _incoming(G, v).items():
+        for a, attrs in _incoming(G, v, named, pexpr).items():
             H.add_edge(a, v, **attrs)
     return H
 
@@ -94,12 +97,11 @@ def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
     return found
 
 
-def _param_roles(G: nx.DiGraph, n: Any) -> list[tuple[str, bool]]:
+def _param_roles(G: nx.DiGraph, n: Any, pexpr: dict) -> list[tuple[str, bool]]:
     """(parameter name, is-bias) for what op ``n`` reads: its ``param`` attribute, param leaves
     and parameter expressions among its inputs."""
     d = G.nodes[n]
     names = list(params_of(d))
-    pexpr = G.graph["_pexpr"]
     for p in G.predecessors(n):
         for name in pexpr.get(p, []):
             if name not in names:
@@ -108,9 +110,8 @@ def _param_roles(G: nx.DiGraph, n: Any) -> list[tuple[str, bool]]:
     return [(name, bias) for name in names]
 
 
-def _incoming(G: nx.DiGraph, v: Any) -> dict[Any, dict]:
+def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]:
     """Named sources of ``v`` through unnamed ops, with the parameters each chain read."""
-    named = G.graph["_output"]
     # region: unnamed non-param ops reached backward from v without crossing a named tensor
     region: list[Any] = []
     seen = {v}
@@ -122,7 +123,7 @@ def _incoming(G: nx.DiGraph, v: Any) -> dict[Any, dict]:
                 continue
             seen.add(p)
             pd = G.nodes[p]
-            if pd["kind"] == "param" or is_named(G, p) or p == named:
+            if pd["kind"] == "param" or p in named:
                 continue
             region.append(p)
             stack.append(p)
@@ -140,7 +141,7 @@ def _incoming(G: nx.DiGraph, v: Any) -> dict[Any, dict]:
                 seen_local.add(p)
                 if p in region_set:
                     todo.append(p)
-                elif G.nodes[p]["kind"] != "param" and (is_named(G, p) or p == named):
+                elif p in named:
                     found.add(p)
         return found
 
@@ -151,7 +152,7 @@ def _incoming(G: nx.DiGraph, v: Any) -> dict[Any, dict]:
     # an op lies on a path a -> v exactly when a reaches it (every region op reaches v); only
     # ops that read parameters or cut the gradient matter, so only they pay for a search
     for r in region + [v]:
-        roles = _param_roles(G, r)
+        roles = _param_roles(G, r, pexpr)
         is_detach = G.nodes[r]["op"] == "detach"
         if not roles and not is_detach:
             continue

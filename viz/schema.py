@@ -9,6 +9,7 @@ caller's graph is never modified and the rest of the package can index attribute
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -25,6 +26,9 @@ NODE_DEFAULTS: dict[str, Any] = {
     "requires_grad": True, "src": None, "value_norm": None, "grad_norm": None,
 }
 EDGE_DEFAULTS: dict[str, Any] = {"arg": 0, "args": None, "grad_norm": None}
+
+
+MARK = "_viz_normalised"
 
 
 class SchemaError(ValueError):
@@ -75,6 +79,8 @@ def load(graph: Any) -> nx.DiGraph:
     if isinstance(G, nx.MultiDiGraph):
         raise TypeError("viz expects a networkx.DiGraph, got a MultiDiGraph; "
                         "merge parallel edges into one edge with an `args` list")
+    if G.graph.get(MARK) is True:  # made by viz itself: already checked and normalised
+        return G
     return normalise(G)
 
 
@@ -112,14 +118,13 @@ def _json_default(obj: Any) -> Any:
 
 def normalise(G: nx.DiGraph) -> nx.DiGraph:
     """Check the schema and return a copy with defaults filled in (see :func:`load`)."""
-    H = nx.DiGraph()
-    H.graph.update(G.graph)
+    nodes = []
     for n in sorted(G.nodes, key=_sort_key):
         attrs = G.nodes[n]
-        for key in ("op", "kind"):
-            if key not in attrs:
-                raise SchemaError(f"node {n!r} has no {key!r} attribute; every node needs op and "
-                                  f"kind (see docs/CONTRACT.md); attributes: {sorted(attrs)}")
+        if "op" not in attrs or "kind" not in attrs:
+            key = "op" if "op" not in attrs else "kind"
+            raise SchemaError(f"node {n!r} has no {key!r} attribute; every node needs op and "
+                              f"kind (see docs/CONTRACT.md); attributes: {sorted(attrs)}")
         if attrs["kind"] not in KINDS:
             raise SchemaError(f"node {n!r} ({attrs['op']}) has kind {attrs['kind']!r}; "
                               f"expected one of {KINDS}")
@@ -127,23 +132,31 @@ def normalise(G: nx.DiGraph) -> nx.DiGraph:
         data.update(attrs)
         if data["scope"] is None:
             data["scope"] = ""
-        if data["step"] is not None:
+        if data["step"] is not None and type(data["step"]) is not int:
             data["step"] = int(data["step"])
-        H.add_node(n, **data)
-    for u, v, attrs in G.edges(data=True):
-        data = dict(EDGE_DEFAULTS)
-        data.update(attrs)
-        H.add_edge(u, v, **data)
-    if not nx.is_directed_acyclic_graph(H):
+        nodes.append((n, data))
+    H = nx.DiGraph()
+    H.graph.update(G.graph)
+    H.add_nodes_from(nodes)
+    H.add_edges_from((u, v, {**EDGE_DEFAULTS, **attrs}) for u, v, attrs in G.edges(data=True))
+    # tape order makes every edge go forward: then it is acyclic and sorted ids are a topological
+    # order; anything else gets the general check
+    if all(type(n) is int for n, _ in nodes):
+        forward = all(u < v for u, v in H.edges)
+    else:
+        forward = all(_sort_key(u) < _sort_key(v) for u, v in H.edges)
+    if not forward and not nx.is_directed_acyclic_graph(H):
         cycle = nx.find_cycle(H)
         raise SchemaError(f"the graph has a cycle through {cycle[:4]}; a recorded graph is "
                           f"acyclic (edges go from input to consumer)")
     if H.graph.get("level") != "variable":  # contracted graphs were untagged before
-        _untag_shared_leaves(H)
+        order = [n for n, _ in nodes] if forward else list(nx.topological_sort(H))
+        _untag_shared_leaves(H, order)
+    H.graph[MARK] = True
     return H
 
 
-def _untag_shared_leaves(H: nx.DiGraph) -> None:
+def _untag_shared_leaves(H: nx.DiGraph, order: list) -> None:
     """Shared values are not computed at a step: untag parameters and step-free computations.
 
     A leaf's tag is only where it was first used, and so is a value computed from step-free
@@ -151,7 +164,7 @@ def _untag_shared_leaves(H: nx.DiGraph) -> None:
     parameter or when it feeds the same kind of consumer at several steps (a whole-sequence
     input sliced at every step); a target y(t) read at t and by h(t+1) keeps its step.
     """
-    for n in nx.topological_sort(H):
+    for n in order:
         d = H.nodes[n]
         if d["step"] is None:
             continue
@@ -183,7 +196,12 @@ def params_of(d: dict) -> list[str]:
     p = d.get("param")
     if not p:
         return []
-    return [s.strip() for s in str(p).split(",") if s.strip()]
+    return list(_split_params(str(p)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_params(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
 def is_finite(x: Any) -> bool:

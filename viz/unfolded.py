@@ -18,7 +18,7 @@ from .fold import role_keys
 from .grads import Scale, edge_overlay, legend, node_overlay
 from .levels import variable_level
 from .render import Figure
-from .schema import load, sort_key
+from .schema import MARK, load, sort_key
 from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
                     node_attrs, op_label, var_label)
 from .timeline import columns, is_delay, timelines
@@ -58,9 +58,12 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
         raise ValueError(f"unfolded: params must be 'once' or 'per_step', got {params!r}")
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 2):
         raise ValueError(f"unfolded: max_steps must be an int >= 2 or None, got {max_steps!r}")
-    G = variable_level(graph) if level == "variable" else load(graph)
-    col_of, cols = columns(G, max_steps)
-    tl = timelines(G)
+    full = load(graph)
+    col_of, cols = columns(full, max_steps)
+    tl = timelines(full)
+    G = _trim(full, col_of, cols)
+    if level == "variable":
+        G = variable_level(G)
     keys = role_keys(G)
     row_ids: dict[tuple, int] = {}
     for n in sorted(G, key=sort_key):
@@ -71,6 +74,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     V = nx.DiGraph()
     V.graph.update(G.graph)
     V.graph.update(level=level, columns=cols)
+    V.graph.pop(MARK, None)
 
     def placed(n: Any) -> Any:
         """The view node standing for n (itself, or its elision node)."""
@@ -113,6 +117,24 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             if V.nodes[m]["kind"] == "ellipsis":
                 V.nodes[m]["linked"] = True
     return V
+
+
+def _trim(G: nx.DiGraph, col_of: dict, cols: list) -> nx.DiGraph:
+    """Drop the hidden steps except the two next to the shown ones, before any contraction.
+
+    The elision only needs the boundary steps (their edges to the shown ones become the edges of
+    the "⋯" nodes), so a 10,000-step graph is contracted over a few steps, not all of them.
+    """
+    hidden = [c for c in cols if c.step is None]
+    if not hidden:
+        return G
+    hidden_idx = {c.index for c in hidden}
+    boundary = {(c.timeline, c.hidden[0]) for c in hidden} | \
+        {(c.timeline, c.hidden[1]) for c in hidden}
+    line = {c.index: c.timeline for c in cols}
+    keep = [n for n, d in G.nodes(data=True)
+            if col_of.get(n) not in hidden_idx or (line[col_of[n]], d["step"]) in boundary]
+    return G.subgraph(keep).copy()
 
 
 def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
