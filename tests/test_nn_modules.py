@@ -285,3 +285,23 @@ def test_state_dict_mismatches_name_the_keys_and_shapes():
     sd["cell.W"] = np.zeros((5, 5))
     with pytest.raises(ValueError, match=r"cell.W expected shape \(4, 4\), got \(5, 5\)"):
         m.load_state_dict(sd)
+
+
+BOOK_NAMES = {"x", "h", "g", "o", "yhat", "y", "L", "C", "s", "a", "z"}
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_architecture_names_its_variables_as_the_book_and_tags_steps(arch):
+    module, loss_fn = ARCHS[arch]()
+    nodes = nodes_of(loss_fn())
+    own = {k.split(".")[-1] for k, _ in module.named_parameters()}
+    for d in nodes:
+        if d["kind"] == "param":
+            assert d["name"] in own
+        elif d["name"] is not None:
+            assert d["name"] in BOOK_NAMES, d
+        assert d["step"] is None or isinstance(d["step"], int)
+        if d["name"] in ("h", "g", "s", "o", "C", "z"):          # made inside the module
+            assert d["scope"].split("/")[0] == module.name, d
+    named = [d for d in nodes if d["kind"] == "op" and d["name"] in ("h", "s", "g")]
+    assert named and all(d["step"] is not None for d in named)
