@@ -41,31 +41,18 @@ def param_contributions(graph: Any) -> dict[str, dict[int, float]]:
             continue
         key = d["name"] if names.count(d["name"]) == 1 else f"{d['scope']}/{d['name']}"
         per: dict[int, float] = {}
-        for _, c, e in G.out_edges(p, data=True):
-            step = _step_of_use(G, c)
-            g = e.get("grad_norm")
-            if step is None or g is None:
-                continue
-            per[step] = per.get(step, 0.0) + float(g)
+        todo = [p]
+        while todo:  # through step-free unary views (W.T made once): their edges carry ∇W(t)
+            m = todo.pop()
+            for _, c, e in G.out_edges(m, data=True):
+                step, g = G.nodes[c]["step"], e.get("grad_norm")
+                if step is None and G.in_degree(c) == 1:
+                    todo.append(c)
+                elif step is not None and g is not None:
+                    per[step] = per.get(step, 0.0) + float(g)
         if per:
             out[key or f"param{p}"] = dict(sorted(per.items()))
     return out
-
-
-def _step_of_use(G: nx.DiGraph, n: Any) -> int | None:
-    """Step of the op reading a parameter, looking through step-free unary views (``W.T``)."""
-    todo, seen = [n], {n}
-    while todo:
-        m = todo.pop()
-        if G.nodes[m]["step"] is not None:
-            return G.nodes[m]["step"]
-        if G.in_degree(m) != 1:
-            continue
-        for c in G.successors(m):
-            if c not in seen:
-                seen.add(c)
-                todo.append(c)
-    return None
 
 
 def gradient_chart(graph: Any, path: str | os.PathLike, title: str | None = None) -> str:

@@ -69,6 +69,8 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
                 from html import escape
                 attrs["label"] = attrs["label"][:-1] + \
                     f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
+                if attrs.get("shape") == "circle":
+                    attrs.update(shape="ellipse", margin="0.04,0.02")
         fig.node(f"r{r}", **attrs)
     for u, v, e in sorted(F.edges(data=True), key=lambda x: (x[1], x[0])):
         attrs: dict[str, str] = {}

@@ -104,6 +104,6 @@ def legend(scale: Scale) -> str:
     """A graph label explaining the overlay (HTML-like)."""
     if scale.hi == scale.lo == 0.0:
         return "<gradient norms: none recorded>"
-    return (f"<‖∂L/∂·‖ from {fmt(10 ** scale.lo)} (pale) to {fmt(10 ** scale.hi)} (dark); "
+    return (f"<‖∂L/∂·‖ from {fmt(10 ** scale.lo)} (pale) to {fmt(10 ** scale.hi)} (dark)<BR/>"
             f"↓ vanishing (&lt; {VANISH_RATIO:g} × max), ↑ exploding (&gt; {EXPLODE_NORM:g}), "
             f"red: NaN/inf>")

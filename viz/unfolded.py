@@ -65,6 +65,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     if level == "variable":
         G = variable_level(G)
     keys = role_keys(G)
+    _initial_states_join_their_row(G, keys, tl)
     row_ids: dict[tuple, int] = {}
     for n in sorted(G, key=sort_key):
         if G.nodes[n]["step"] is not None:
@@ -117,6 +118,21 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             if V.nodes[m]["kind"] == "ellipsis":
                 V.nodes[m]["linked"] = True
     return V
+
+
+def _initial_states_join_their_row(G: nx.DiGraph, keys: dict, tl: dict) -> None:
+    """h(0) sits in the row of the h it starts, left of h(1) (g(τ+1): right of g(τ))."""
+    count: dict[tuple, int] = {}
+    for k in keys.values():
+        count[k] = count.get(k, 0) + 1
+    for n in sorted(G, key=sort_key):
+        d = G.nodes[n]
+        if d["step"] is None or G.in_degree(n) or count[keys[n]] != 1 or not d["name"]:
+            continue
+        for c in sorted(G.successors(n), key=sort_key):
+            if G.nodes[c]["name"] == d["name"] and is_delay(G, n, c, tl):
+                keys[n] = keys[c]
+                break
 
 
 def _trim(G: nx.DiGraph, col_of: dict, cols: list) -> nx.DiGraph:
@@ -288,6 +304,8 @@ def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) 
         attrs.update(over)
         if note:
             attrs["label"] = _with_note(attrs["label"], note)
+            if attrs.get("shape") == "circle":  # a circle round a two-line label balloons
+                attrs.update(shape="ellipse", margin="0.04,0.02")
     return attrs
 
 
