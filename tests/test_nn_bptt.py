@@ -68,7 +68,8 @@ def test_per_step_contributions_are_the_books_copies_and_sum_to_the_gradient():
     size = SIZES[0]
     p, x, y = random_elman(**size)
     rnn = elman_from(p, size["D"], size["H"], size["K"])
-    out = rnn(x)
+    with nn.per_step_copies():                     # each step reads its own copy W(t)
+        out = rnn(x)
     loss = nn.sequence_loss(out.o, y, reduction="sum")
     loss.backward(keep_grads=True)
     ref = elman_bptt(**p, x=x, y=y)
@@ -81,6 +82,40 @@ def test_per_step_contributions_are_the_books_copies_and_sum_to_the_gradient():
         per = nn.step_grads(param, loss)
         assert sorted(per) == list(range(1, size["T"] + 1))
         np.testing.assert_allclose(sum(per.values()), param.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_by_default_a_loop_reads_each_shared_weight_once_with_the_same_gradients():
+    size = SIZES[0]
+    p, x, y = random_elman(**size)
+    rnn = elman_from(p, size["D"], size["H"], size["K"])
+    loss = nn.sequence_loss(rnn(x).o, y, reduction="sum")
+    loss.backward(keep_grads=True)
+    per = nn.step_grads(rnn.cell.W, loss)
+    assert list(per) == [None]
+    np.testing.assert_array_equal(per[None], rnn.cell.W.grad)
+    fast = {k: q.grad.copy() for k, q in rnn.named_parameters()}
+    rnn.zero_grad()
+    with nn.per_step_copies():
+        loss = nn.sequence_loss(rnn(x).o, y, reduction="sum")
+    loss.backward()
+    for k, q in rnn.named_parameters():
+        np.testing.assert_allclose(q.grad, fast[k], rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_sequence_loss_equals_the_per_step_one(masked):
+    p, x, y = random_elman(B=3, T=6, D=4, H=5, K=6, seed=7)
+    rnn = elman_from(p, 4, 5, 6)
+    mask = (np.arange(6)[None] < np.array([[6], [2], [4]])) if masked else None
+    got = []
+    for per_step in (True, False):
+        rnn.zero_grad()
+        loss = nn.sequence_loss(rnn(x).o, y, mask=mask, per_step=per_step)
+        loss.backward()
+        got.append((loss.item(), {k: q.grad.copy() for k, q in rnn.named_parameters()}))
+    assert got[0][0] == pytest.approx(got[1][0], rel=1e-13)
+    for k in got[0][1]:
+        np.testing.assert_allclose(got[1][1][k], got[0][1][k], rtol=1e-12, atol=1e-15)
 
 
 def test_batched_reference_agrees_with_the_per_step_one():

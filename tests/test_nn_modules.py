@@ -305,3 +305,20 @@ def test_every_architecture_names_its_variables_as_the_book_and_tags_steps(arch)
             assert d["scope"].split("/")[0] == module.name, d
     named = [d for d in nodes if d["kind"] == "op" and d["name"] in ("h", "s", "g")]
     assert named and all(d["step"] is not None for d in named)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_per_step_copies_change_the_graph_not_the_gradients(arch):
+    module, loss_fn = ARCHS[arch]()
+    loss = loss_fn()
+    loss.backward()
+    fast = {k: p.grad.copy() for k, p in module.named_parameters()}
+    module.zero_grad()
+    with nn.per_step_copies():
+        loss2 = loss_fn()
+    loss2.backward()
+    assert loss2.item() == pytest.approx(loss.item(), rel=1e-13)
+    for k, p in module.named_parameters():
+        np.testing.assert_allclose(p.grad, fast[k], rtol=1e-12, atol=1e-14)
+    steps = [d["step"] for d in nodes_of(loss2) if d["op"] == "transpose"]
+    assert any(s for s in steps)            # shared weights read inside the steps

@@ -12,7 +12,7 @@ import numpy as np
 
 import tinygraph as tg
 
-from .module import Module, init_uniform, initial_state
+from .module import Module, Transposed, init_uniform, initial_state
 from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
 
 
@@ -79,25 +79,27 @@ class BidirectionalRNN(Module):
         masks = length_masks(self, lengths, B, T)
         xs = {}
         h = initial_state(self, h0, B, H, self.V.dtype)
+        wt_h, wt_g = self.fwd.transposes(), self.bwd.transposes()
         hs = []
         for t in range(1, T + 1):
             with tg.step(t):
                 xs[t] = seq.at(t)
-                h_new = self.fwd(xs[t], h)                               # (B, H)
+                h_new = self.fwd(xs[t], h, wt=wt_h)                      # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 hs.append(h)
         g = initial_state(self, g0, B, H, self.V.dtype, "g", T + 1, "g0")      # g(tau + 1)
         gs = [None] * T
         for t in range(T, 0, -1):
             with tg.step(t):
-                g_new = self.bwd(xs[t], g, name="g")                     # (B, H)
+                g_new = self.bwd(xs[t], g, name="g", wt=wt_g)            # (B, H)
                 g = g_new if masks is None else tg.where(masks[t - 1], g_new, g).named("g")
                 gs[t - 1] = g
         out = BiOutput(h=hs, g=gs)
+        VT = Transposed(self.V)
         for t in range(1, T + 1):
             with tg.step(t):
                 hg = tg.concat([hs[t - 1], gs[t - 1]], axis=1)          # (B, 2H)
-                out.o.append((hg @ self.V.T + self.c).named("o"))        # (B, K)
+                out.o.append((hg @ VT() + self.c).named("o"))            # (B, K)
                 out.steps.append(t)
         return out
 

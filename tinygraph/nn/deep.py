@@ -14,7 +14,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, init_uniform, initial_state, who
+from .module import Module, Transposed, init_uniform, initial_state, who
 from .rnn import RNNCell, RNNOutput, SequenceInput, make_rng
 
 KINDS = ("stacked", "deep_transition", "skip")
@@ -50,13 +50,23 @@ class DeepTransitionCell(Module):
         if skip:
             self.Ws = self.param("Ws", init_uniform(r, (H, H), H, dtype))
 
-    def forward(self, x: Tensor, h: Tensor, name: str = "h") -> Tensor:
+    def transposes(self) -> tuple:
+        """U^T, W^T, W2^T (and Ws^T) for a loop over steps; pass as `wt`."""
+        with tg.scope(self.name):
+            return self._transposes()
+
+    def _transposes(self) -> tuple:
+        return tuple(Transposed(p) for p in
+                     (self.U, self.W, self.W2) + ((self.Ws,) if self.skip else ()))
+
+    def forward(self, x: Tensor, h: Tensor, name: str = "h", wt: tuple | None = None) -> Tensor:
         """h(t) from x(t) (B, D) or ids (B,), and h(t-1) (B, H)."""
-        xu = tg.embedding(self.U.T, x) if x.dtype.kind in "iu" else x @ self.U.T
-        z = tg.tanh(xu + h @ self.W.T + self.b).named("z")                  # (B, H)
-        a = z @ self.W2.T + self.b2
+        UT, WT, W2T, *skip = self._transposes() if wt is None else wt
+        xu = tg.embedding(UT(), x) if x.dtype.kind in "iu" else x @ UT()
+        z = tg.tanh(xu + h @ WT() + self.b).named("z")                      # (B, H)
+        a = z @ W2T() + self.b2
         if self.skip:
-            a = a + h @ self.Ws.T                                           # the shortcut
+            a = a + h @ skip[0]()                                           # the shortcut
         return tg.tanh(a).named(name)                                       # (B, H)
 
     def extra_repr(self) -> str:
@@ -118,11 +128,15 @@ class DeepRNN(Module):
         return [initial_state(self, None, batch, self.hidden_size, self.layers[0].W.dtype)
                 for _ in self.layers]
 
-    def step(self, x_t: Tensor, state: list[Tensor]) -> list[Tensor]:
-        """One time step through every layer (call inside ``tg.step(t)`` and this scope)."""
+    def step(self, x_t: Tensor, state: list[Tensor], wts: list | None = None) -> list[Tensor]:
+        """One time step through every layer (call inside ``tg.step(t)`` and this scope).
+
+        `wts`: the layers' `transposes()`, made once before the loop (default: made here).
+        """
         new, inp = [], x_t
-        for layer, h in zip(self.layers, state):
-            inp = layer(inp, h)                                             # (B, H)
+        wts = [None] * len(self.layers) if wts is None else wts
+        for layer, h, wt in zip(self.layers, state, wts):
+            inp = layer(inp, h, wt=wt)                                      # (B, H)
             new.append(inp)
         return new
 
@@ -153,12 +167,14 @@ class DeepRNN(Module):
                                    what=f"state[{i}]")
                      for i, s in enumerate(state)]
         out = RNNOutput()
+        wts = [layer.transposes() for layer in self.layers]
+        VT = Transposed(self.V) if self.output_size is not None else None
         for t in range(1, T + 1):
             with tg.step(t):
-                state = self.step(seq.at(t), state)
+                state = self.step(seq.at(t), state, wts)
                 out.h.append(state[-1])
-                if self.output_size is not None:
-                    out.o.append((state[-1] @ self.V.T + self.c).named("o"))   # (B, K)
+                if VT is not None:
+                    out.o.append((state[-1] @ VT() + self.c).named("o"))       # (B, K)
                     out.steps.append(t)
         out.states = state
         return out

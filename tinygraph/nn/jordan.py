@@ -13,7 +13,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, check_ids, init_uniform, who
+from .module import Module, Transposed, check_ids, init_uniform, who
 from .rnn import RNNOutput, SequenceInput, make_rng
 
 
@@ -108,16 +108,18 @@ class JordanRNN(Module):
                 raise ValueError(f"{who(self)}: expected targets y of shape ({B}, {T}), got "
                                  f"{y.shape}")
         out = RNNOutput()
+        RT, VT = Transposed(self.R), Transposed(self.V)
+        UT = Transposed(self.U) if seq is not None else None
         with tg.step(0):
             fed: Tensor = tg.tensor(y0, name="y")                 # y(0), ids (B,)
         for t in range(1, T + 1):
             with tg.step(t):
-                a = tg.embedding(self.R.T, fed) + self.b              # (B, H): R one_hot(y(t-1))
+                a = tg.embedding(RT(), fed) + self.b                  # (B, H): R one_hot(y(t-1))
                 if seq is not None:
                     xt = seq.at(t)
-                    a = a + (tg.embedding(self.U.T, xt) if seq.ids else xt @ self.U.T)
+                    a = a + (tg.embedding(UT(), xt) if seq.ids else xt @ UT())
                 h = tg.tanh(a).named("h")                             # (B, H)
-                o = (h @ self.V.T + self.c).named("o")                # (B, K)
+                o = (h @ VT() + self.c).named("o")                    # (B, K)
                 out.h.append(h)
                 out.o.append(o)
                 out.steps.append(t)

@@ -15,7 +15,7 @@ from tinygraph.tensor import Tensor
 
 
 def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str = "mean",
-                  steps: Sequence[int] | None = None) -> Tensor:
+                  steps: Sequence[int] | None = None, per_step: bool = True) -> Tensor:
     """Cross-entropy summed over the steps of a sequence: L = sum_t L(t) (eq. 10.12-10.14).
 
     Parameters
@@ -30,6 +30,9 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
         "sum" is the book's L; "mean" divides by the number of counted positions.
     steps : list of int, optional
         Step tags of the L(t) nodes (default 1..tau).
+    per_step : bool
+        True records one L(t) per step (the book's graph); False stacks the o(t) and records a
+        single cross-entropy over all steps: the same value and gradients with fewer ops.
 
     Returns
     -------
@@ -45,6 +48,14 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     m = None if mask is None else np.asarray(mask, dtype=bool)
     if m is not None and m.shape != y.shape:
         raise ValueError(f"sequence_loss: mask of shape {m.shape} does not match y {y.shape}")
+    if not per_step:
+        logits = o[0][:, None] if len(o) == 1 else tg.stack(list(o), axis=1)   # (B, tau, K)
+        if m is None:
+            total = tg.cross_entropy(logits, y, reduction="sum")
+        else:
+            total = (tg.cross_entropy(logits, y, reduction="none") * m).sum()
+        count = y.size if m is None else int(m.sum())
+        return (total / max(count, 1) if reduction == "mean" else total).named("L")
     steps = list(range(1, len(o) + 1)) if steps is None else list(steps)
     losses = []
     for k, (ot, t) in enumerate(zip(o, steps)):
@@ -64,9 +75,10 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
 def step_grads(param: Tensor, t: Tensor | None = None) -> dict[int | None, np.ndarray]:
     """Each time step's contribution ∇W(t) to a shared parameter's gradient (the copies W(t)).
 
-    Every recurrent module in `tinygraph.nn` reads its shared weights inside ``tg.step(t)``, so
-    after ``loss.backward(keep_grads=True)`` the contribution of each read is known; this sums
-    them per step. The values add up to ``param.grad``.
+    Record the forward inside ``with nn.per_step_copies():`` so every step reads the shared
+    weight itself; after ``loss.backward(keep_grads=True)`` the contribution of each read is
+    known, and this sums them per step. The values add up to ``param.grad``. (Without
+    `per_step_copies` a loop reads W once, before its first step: one entry, step None.)
 
     Parameters
     ----------
@@ -80,6 +92,8 @@ def step_grads(param: Tensor, t: Tensor | None = None) -> dict[int | None, np.nd
 
     Examples
     --------
+    >>> with per_step_copies():                       # doctest: +SKIP
+    ...     loss = sequence_loss(rnn(x).o, y)
     >>> loss.backward(keep_grads=True)                # doctest: +SKIP
     >>> g = step_grads(rnn.cell.W, loss)             # doctest: +SKIP
     >>> np.allclose(sum(g.values()), rnn.cell.W.grad)  # doctest: +SKIP

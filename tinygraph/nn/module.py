@@ -7,6 +7,7 @@ here too, so every module's errors name the module, what was expected and what c
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -164,6 +165,50 @@ class Module:
             lines.append("  " * depth + f"({path.split('.')[-1]}): {type(mod).__name__}"
                          f"({mod.extra_repr()})")
         return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
+# shared weights in a recurrent loop: one transpose before the loop, or one copy W(t) per step
+# ------------------------------------------------------------------------------------------------
+
+_PER_STEP = [False]
+
+
+@contextlib.contextmanager
+def per_step_copies() -> Iterator[None]:
+    """Record the recurrent modules' shared weights as one copy W(t) per step.
+
+    By default a loop transposes each shared weight once, before its first step (fewer recorded
+    ops: the fast path). Inside this context every step reads the weight itself (``W.T`` at step
+    t), as in the book's unfolded graph, so `step_grads` can split its gradient by step.
+
+    Examples
+    --------
+    >>> with per_step_copies():                      # doctest: +SKIP
+    ...     loss = sequence_loss(rnn(x).o, y)
+    >>> loss.backward(keep_grads=True)               # doctest: +SKIP
+    >>> step_grads(rnn.cell.W, loss)[3]              # grad W(3)  # doctest: +SKIP
+    """
+    old = _PER_STEP[0]
+    _PER_STEP[0] = True
+    try:
+        yield
+    finally:
+        _PER_STEP[0] = old
+
+
+class Transposed:
+    """W^T for every step of a loop: taken now (step None), or at each call under
+    `per_step_copies` (then recorded in the calling step)."""
+
+    __slots__ = ("p", "once")
+
+    def __init__(self, p: Tensor) -> None:
+        self.p = p
+        self.once = None if _PER_STEP[0] else p.T
+
+    def __call__(self) -> Tensor:
+        return self.p.T if self.once is None else self.once
 
 
 # ------------------------------------------------------------------------------------------------

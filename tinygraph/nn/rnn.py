@@ -3,9 +3,9 @@
 Flow: model code calls `RNN(...)(x)` -> every step t runs inside ``tg.step(t)`` and the cell's
 ``tg.scope("cell")``, naming x(t), h(t), o(t) -> `sequence_loss` adds L(t) -> backward is BPTT.
 
-Shared weights are read inside each step (``h @ W.T`` transposes W at step t), so the gradient
-contribution of every step's copy W(t) is known after ``backward(keep_grads=True)``
-(`tinygraph.nn.step_grads`).
+A loop transposes each shared weight once, before its first step (the fast path); under
+`tinygraph.nn.per_step_copies()` every step reads W itself, so after ``backward(keep_grads=True)``
+the gradient of each step's copy W(t) is known (`tinygraph.nn.step_grads`).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import (Module, as_float_seq, check_ids, init_uniform, initial_state, is_ids,
-                     who)
+from .module import (Module, Transposed, as_float_seq, check_ids, init_uniform, initial_state,
+                     is_ids, who)
 
 _rng = np.random.default_rng
 
@@ -90,13 +90,19 @@ class RNNCell(Module):
         self.W = self.param("W", init_uniform(r, (hidden_size, hidden_size), hidden_size, dtype))
         self.b = self.param("b", init_uniform(r, (hidden_size,), hidden_size, dtype))
 
-    def forward(self, x: Tensor, h: Tensor, name: str = "h") -> Tensor:
+    def transposes(self) -> tuple[Transposed, Transposed]:
+        """U^T and W^T for a loop over steps (made in this cell's scope); pass as `wt`."""
+        with tg.scope(self.name):
+            return Transposed(self.U), Transposed(self.W)
+
+    def forward(self, x: Tensor, h: Tensor, name: str = "h", wt: tuple | None = None) -> Tensor:
         """h(t) from x(t) (B, D) float or (B,) int ids, and h(t-1) (B, H)."""
+        UT, WT = (Transposed(self.U), Transposed(self.W)) if wt is None else wt
         if x.dtype.kind in "iu":
-            xu = tg.embedding(self.U.T, x)                       # (B, H): U one_hot(x)
+            xu = tg.embedding(UT(), x)                           # (B, H): U one_hot(x)
         else:
-            xu = x @ self.U.T                                    # (B, H)
-        return tg.tanh(xu + h @ self.W.T + self.b).named(name)   # (B, H)
+            xu = x @ UT()                                        # (B, H)
+        return tg.tanh(xu + h @ WT() + self.b).named(name)       # (B, H)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -190,13 +196,15 @@ class DynamicalSystem(Module):
             seq, B, T = None, np.shape(getattr(s0, "data", s0))[0], steps
         name = "h" if seq is not None else "s"
         s = initial_state(self, s0, B, self.state_size, self.W.dtype, name, what="s0")
+        WT = Transposed(self.W)
+        UT = Transposed(self.U) if seq is not None else None
         out = []
         for t in range(1, T + 1):
             with tg.step(t):
-                a = s @ self.W.T + self.b                                    # (B, S)
+                a = s @ WT() + self.b                                        # (B, S)
                 if seq is not None:
                     xt = seq.at(t)
-                    a = a + (tg.embedding(self.U.T, xt) if seq.ids else xt @ self.U.T)
+                    a = a + (tg.embedding(UT(), xt) if seq.ids else xt @ UT())
                 s = tg.tanh(a).named(name)                                   # (B, S)
                 out.append(s)
         return out
@@ -267,20 +275,22 @@ class RNN(Module):
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
         h = initial_state(self, h0, B, self.hidden_size, self.cell.W.dtype)
+        wt = self.cell.transposes()
+        VT = Transposed(self.V) if self.output_size is not None else None
         out = RNNOutput()
         for t in range(1, T + 1):
             with tg.step(t):
-                h_new = self.cell(seq.at(t), h)                            # (B, H)
+                h_new = self.cell(seq.at(t), h, wt=wt)                     # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 out.h.append(h)
-                if self.output_size is not None and (self.output == "every" or t == T):
-                    out.o.append(self.readout(h))                          # (B, K)
+                if VT is not None and (self.output == "every" or t == T):
+                    out.o.append(self.readout(h, VT))                      # (B, K)
                     out.steps.append(t)
         return out
 
-    def readout(self, h: Tensor) -> Tensor:
+    def readout(self, h: Tensor, VT: Transposed | None = None) -> Tensor:
         """o(t) = c + V h(t), named ``o``."""
-        return (h @ self.V.T + self.c).named("o")
+        return (h @ (self.V.T if VT is None else VT()) + self.c).named("o")
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "

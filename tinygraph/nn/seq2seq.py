@@ -14,7 +14,7 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, check_ids, init_uniform, initial_state, who
+from .module import Module, Transposed, check_ids, init_uniform, initial_state, who
 from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
 
 
@@ -41,10 +41,11 @@ class Encoder(Module):
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
         h = initial_state(self, None, B, self.hidden_size, self.cell.W.dtype)
+        wt = self.cell.transposes()
         hs = []
         for t in range(1, T + 1):
             with tg.step(t):
-                h_new = self.cell(seq.at(t), h)                            # (B, H)
+                h_new = self.cell(seq.at(t), h, wt=wt)                     # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 hs.append(h)
         return h.named("C"), hs                                            # C = h(n_x)
@@ -83,10 +84,14 @@ class Decoder(Module):
         self.V = self.param("V", init_uniform(r, (K, H), H, dtype))
         self.c = self.param("c", init_uniform(r, (K,), H, dtype))
 
-    def _step(self, h: Tensor, fed: Tensor, uc: Tensor) -> tuple[Tensor, Tensor]:
-        a = h @ self.W.T + tg.embedding(self.R.T, fed) + uc                 # (B, H)
+    def _transposes(self) -> tuple[Transposed, Transposed, Transposed]:
+        return Transposed(self.W), Transposed(self.R), Transposed(self.V)
+
+    def _step(self, h: Tensor, fed: Tensor, uc: Tensor, wt: tuple) -> tuple[Tensor, Tensor]:
+        WT, RT, VT = wt
+        a = h @ WT() + tg.embedding(RT(), fed) + uc                         # (B, H)
         h = tg.tanh(a).named("h")
-        return h, (h @ self.V.T + self.c).named("o")                        # (B, K)
+        return h, (h @ VT() + self.c).named("o")                            # (B, K)
 
     def _context(self, C: Tensor) -> Tensor:
         if C.ndim != 2 or C.shape[1] != self.hidden_size:
@@ -101,25 +106,25 @@ class Decoder(Module):
             raise ValueError(f"{who(self)}: decoder inputs have batch {y_in.shape[0]} but C has "
                              f"{C.shape[0]}")
         uc = self._context(C)
-        h, out = C, RNNOutput()
+        h, out, wt = C, RNNOutput(), self._transposes()
         for t in range(1, y_in.shape[1] + 1):
             with tg.step(t):
                 with tg.step(t - 1):                                       # y(t-1)
                     fed = tg.tensor(y_in[:, t - 1], name="y")
-                h, o = self._step(h, fed, uc)
+                h, o = self._step(h, fed, uc, wt)
                 out.h.append(h), out.o.append(o), out.steps.append(t)
         return out
 
     def greedy(self, C: Tensor, bos: int, eos: int, max_len: int) -> RNNOutput:
         """Feed back argmax o(t) until every row emitted `eos` or `max_len` steps ran."""
         uc = self._context(C)
-        h, out = C, RNNOutput()
+        h, out, wt = C, RNNOutput(), self._transposes()
         with tg.step(0):
             fed: Tensor = tg.tensor(np.full(C.shape[0], bos, dtype=np.int64), name="y")
         done = np.zeros(C.shape[0], dtype=bool)
         for t in range(1, max_len + 1):
             with tg.step(t):
-                h, o = self._step(h, fed, uc)
+                h, o = self._step(h, fed, uc, wt)
                 fed = tg.argmax(o, axis=-1)
                 out.h.append(h), out.o.append(o), out.steps.append(t), out.tokens.append(fed)
             done |= fed.data == eos
