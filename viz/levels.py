@@ -167,12 +167,21 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
     for a, e in result.items():
         weights = e.pop("weights")
         e["label"] = ",".join(p for p in e["params"] if p in weights)
-        e["grad_norm"] = _edge_grad(G, a, v)
+        e["grad_norm"] = None if e["detached"] else _edge_grad(G, a, v, region_set)
     return result
 
 
-def _edge_grad(G: nx.DiGraph, a: Any, v: Any) -> float | None:
-    """Gradient norm sent from ``v`` back towards ``a``: the direct edge, else what ``a`` got."""
-    if G.has_edge(a, v):
-        return G.edges[a, v]["grad_norm"]
-    return G.nodes[a]["grad_norm"]
+def _edge_grad(G: nx.DiGraph, a: Any, v: Any, region: set) -> float | None:
+    """Gradient norm sent back to ``a`` along its chains into ``v``.
+
+    The edges from ``a`` into the chain (every region op reaches v) carry exactly what flows
+    back to ``a`` through it; several entries add up (their norms: an upper bound).
+    """
+    total = None
+    for _, r, d in G.out_edges(a, data=True):
+        if r == v or r in region:
+            g = d["grad_norm"]
+            if g is None:
+                return None
+            total = g if total is None else total + g
+    return total

@@ -86,7 +86,8 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
         e = f"...c{c}r{r}"
         if e not in V:
             V.add_node(e, kind="ellipsis", op="ellipsis", name=None, step=None, scope="",
-                       column=c, row=r, hidden=hidden_cols[c].n_hidden, grad_norm=None)
+                       column=c, row=r, hidden=hidden_cols[c].n_hidden, grad_norm=None,
+                       timeline=hidden_cols[c].timeline)
         return e
 
     for n in sorted(G, key=sort_key):
@@ -97,7 +98,8 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
         d = G.nodes[n]
         if params == "per_step" and d["kind"] == "param":
             continue
-        V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None)
+        V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None,
+                   timeline=cols[c].timeline if c is not None else None)
     for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
         hu, hv = col_of.get(u) in hidden_cols, col_of.get(v) in hidden_cols
         du = G.nodes[u]
@@ -187,6 +189,7 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     if grads:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
     ids = {n: _dot_id(n) for n in V}
+    by_id = {v: k for k, v in ids.items()}
     rows: dict[int, list] = {}
     params_once: list[tuple[str, dict]] = []
     label_row = _label_row(V)
@@ -206,46 +209,81 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
             sub.attr(rank="source")
             for name, attrs in params_once:
                 sub.node(name, **attrs)
-    for r in sorted(rows):
-        members = sorted(rows[r], key=lambda n: (V.nodes[n]["column"], sort_key(n)))
+    cells = _grid(V, rows)
+    for r in sorted({r for r, _ in cells}):
+        members = sorted((c, dot_id) for (rr, c), dot_id in cells.items() if rr == r)
         with fig.subgraph(name=f"row{r}") as sub:
             sub.attr(rank="same")
-            for n in members:
-                d = V.nodes[n]
-                attrs = _node_view(d, level, label_row, scale)
-                attrs["group"] = f"c{d['column']}"
-                sub.node(ids[n], **attrs)
-            for a, b in zip(members, members[1:]):
-                if not (V.has_edge(a, b) or V.has_edge(b, a)):  # dot loses doubled flat edges
-                    sub.edge(ids[a], ids[b], style="invis", weight="4")
-    _stack_rows(fig, V, rows, ids)
+            for c, dot_id in members:
+                n = by_id.get(dot_id)
+                attrs = (_node_view(V.nodes[n], level, label_row, scale) if n is not None
+                         else {"style": "invis", "shape": "point", "width": "0.01"})
+                sub.node(dot_id, **attrs, group=f"c{c}")
+            for (_, a), (_, b) in zip(members, members[1:]):
+                na, nb = by_id.get(a), by_id.get(b)
+                if na is None or nb is None or not (V.has_edge(na, nb) or V.has_edge(nb, na)):
+                    sub.edge(a, b, style="invis", weight="4")  # doubled flat edges bend
+    _stack_rows(fig, V, cells, by_id)
     for u, v, d in sorted(V.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
         a, b, attrs = _edge_view(V, u, v, d, ids, level, scale)
         fig.edge(a, b, **attrs)
     return fig
 
 
-def _stack_rows(fig: Figure, V: nx.DiGraph, rows: dict[int, list], ids: dict) -> None:
+def _grid(V: nx.DiGraph, rows: dict[int, list]) -> dict[tuple[int, int], str]:
+    """(row, column) -> DOT id of the nodes placed in rows, plus invisible placeholders.
+
+    Every column of a timeline gets a cell in the timeline's bottom row: dot does not always
+    keep a lone node like h(0) left of h(1) by its edge alone, but it keeps a chain in order.
+    """
+    cells = {(r, V.nodes[n]["column"]): _dot_id(n) for r, ns in rows.items() for n in ns}
+    order = _row_order(V)
+    bottom: dict[int, int] = {}
+    columns: dict[int, set] = {}
+    for r in order:
+        line = V.nodes[rows[r][0]].get("timeline")
+        bottom.setdefault(line, r)
+        columns.setdefault(line, set()).update(V.nodes[n]["column"] for n in rows[r])
+    for line, r in bottom.items():
+        for c in columns[line]:
+            cells.setdefault((r, c), f"p{c}")
+    return cells
+
+
+def _stack_rows(fig: Figure, V: nx.DiGraph, cells: dict, by_id: dict) -> None:
     """One rank per row: invisible edges up each column, rows in dependency order.
 
     Without them dot puts h and g (or two layers) side by side in one rank and the columns
     tangle; with them every step reads bottom-up like the book's figures.
     """
     order = _row_order(V)
-    at: dict[tuple[int, int], Any] = {}
-    for r, members in rows.items():
-        for n in members:
-            at[r, V.nodes[n]["column"]] = n
-    columns = sorted({c for (_, c) in at})
-    for c in columns:
+    for c in sorted({c for _, c in cells}):
         below = None
         for r in order:
-            n = at.get((r, c))
-            if n is None:
+            here = cells.get((r, c))
+            if here is None:
                 continue
-            if below is not None and not V.has_edge(below, n):
-                fig.edge(ids[below], ids[n], style="invis", weight="8")
-            below = n
+            nb, nh = by_id.get(below), by_id.get(here)
+            if below is not None and not (nb is not None and nh is not None
+                                          and V.has_edge(nb, nh)):
+                fig.edge(below, here, style="invis", weight="8")
+            below = here
+    # timelines (an encoder, then its decoder) climb like a staircase, as in the book's fig.
+    # 10.12: every row of the next timeline above every row of the one before, so their rows
+    # never share a rank and interleave
+    line_rows: dict[int, list[int]] = {}
+    first_cell = {}
+    for (r, c), dot_id in sorted(cells.items()):
+        if dot_id in by_id:  # a real node, not a placeholder
+            first_cell.setdefault(r, dot_id)
+    for r in order:
+        n = by_id.get(first_cell.get(r))
+        line = V.nodes[n].get("timeline") if n is not None else None
+        if line is not None:
+            line_rows.setdefault(line, []).append(r)
+    lines = sorted(line_rows)
+    for a, b in zip(lines, lines[1:]):
+        fig.edge(first_cell[line_rows[a][-1]], first_cell[line_rows[b][0]], style="invis")
 
 
 def _row_order(V: nx.DiGraph) -> list[int]:
