@@ -45,7 +45,7 @@ def test_task_learns_well_past_chance_on_held_out_data(name):
     else:
         assert res.metric < res.chance - bound, (
             f"{name}: {res.metric_name} {res.metric:.3f}, unigram {res.chance:.3f}")
-    assert np.mean(res.history[-20:]) < 0.5 * np.mean(res.history[:5])
+    assert np.mean(res.history[-20:]) < 0.75 * np.mean(res.history[:5])
 
 
 def test_training_is_deterministic():

@@ -179,14 +179,14 @@ def _train_chars(model: nn.Module, steps: int, seed: int, lr: float, T: int = 32
                        {"uniform_bpc": float(np.log2(len(d["vocab"])))})
 
 
-def train_elman(steps: int = 400, seed: int = 0, hidden: int = 64, lr: float = 0.01
+def train_elman(steps: int = 400, seed: int = 0, hidden: int = 32, lr: float = 0.01
                 ) -> TrainResult:
     """Elman `RNN` (fig. 10.3) predicting the next character; score: held-out bits/char."""
     V = len(make_char_data(seed)["vocab"])
     return _train_chars(nn.RNN(V, hidden, V, rng=seed), steps, seed, lr)
 
 
-def train_deep(kind: str = "stacked", steps: int = 400, seed: int = 0, hidden: int = 48,
+def train_deep(kind: str = "stacked", steps: int = 400, seed: int = 0, hidden: int = 32,
                lr: float = 0.01) -> TrainResult:
     """`DeepRNN` of the given kind (fig. 10.13) on next-character prediction; bits/char."""
     V = len(make_char_data(seed)["vocab"])
