@@ -224,8 +224,9 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
                 if na is None or nb is None or not (V.has_edge(na, nb) or V.has_edge(nb, na)):
                     sub.edge(a, b, style="invis", weight="4")  # doubled flat edges bend
     _stack_rows(fig, V, cells, by_id)
+    height = {r: i for i, r in enumerate(_row_order(V))}
     for u, v, d in sorted(V.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
-        a, b, attrs = _edge_view(V, u, v, d, ids, level, scale)
+        a, b, attrs = _edge_view(V, u, v, d, ids, level, scale, height)
         fig.edge(a, b, **attrs)
     return fig
 
@@ -353,7 +354,7 @@ def _with_note(label: str, note: str) -> str:
 
 
 def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
-               scale: Scale | None) -> tuple:
+               scale: Scale | None, height: dict) -> tuple:
     attrs: dict[str, str] = {}
     du, dv = V.nodes[u], V.nodes[v]
     if level == "variable" and d.get("label"):
@@ -362,7 +363,8 @@ def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
         attrs["label"] = edge_label(dv["param"])
     same_row = du.get("row") is not None and du.get("row") == dv.get("row")
     crosses = d["delay"] or "ellipsis" in (du["kind"], dv["kind"])
-    if crosses and not same_row:
+    hu, hv = height.get(du.get("row")), height.get(dv.get("row"))
+    if crosses and not same_row and (hu is None or hv is None):
         attrs["constraint"] = "false"  # only edges within a step decide the rows
     if d.get("detached") or dv.get("op") == "detach":
         attrs["style"] = "dashed"
@@ -374,4 +376,7 @@ def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
     if same_row and (du["column"] or 0) > (dv["column"] or 0):
         a, b = b, a  # keep every flat edge left to right; the arrow still points at v
         attrs["dir"] = "back"
+    elif crosses and hu is not None and hv is not None and hu > hv:
+        a, b = b, a  # h(t-1) -> z(t) points down: drawn upward with the arrow reversed, so it
+        attrs["dir"] = "back"  # agrees with the rows and dot routes a smooth curve
     return a, b, attrs
