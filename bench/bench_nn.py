@@ -100,6 +100,8 @@ def task_table():
         out[name] = r
         print(f"  {name:22s} {len(r.history):5d} steps {r.seconds:6.2f} s train ({total:5.2f} s "
               f"with eval)  {r.metric_name} {r.metric:.3f} (chance {r.chance:.3f})")
+        if r.extra:
+            print("  " + " " * 22 + "  " + ", ".join(f"{k} {v:.3f}" for k, v in r.extra.items()))
     return out
 
 
