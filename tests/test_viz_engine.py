@@ -99,3 +99,14 @@ def test_real_gradients_feed_diagnose_and_contributions():
     per = viz.param_contributions(g)
     assert sorted(per["W"]) == list(range(2, 11)) or sorted(per["W"]) == list(range(1, 11))
     assert all(v >= 0 for v in per["U"].values())
+
+
+def test_real_initial_state_sits_left_of_the_first_step_in_its_row():
+    g = traced("elman", 5)
+    V = viz.unfolded_graph(g, max_steps=None)
+    h = sorted((d["step"], d["row"], d["column"]) for _, d in V.nodes(data=True)
+               if d["name"] == "h")
+    assert h[0][0] == 0 and len({r for _, r, _ in h}) == 1
+    assert [c for _, _, c in h] == sorted(c for _, _, c in h)
+    src = viz.folded(g).source
+    assert "<B>h</B><SUP>(0)</SUP>" in src and src.count("shape=square") == 1

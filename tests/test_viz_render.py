@@ -144,3 +144,34 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     p = run_cli(str(tmp_path / "missing.json"))
     assert p.returncode == 1 and "graph file not found" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def dot_positions(src: str) -> dict:
+    out = subprocess.run(["dot", "-Tplain"], input=src, capture_output=True, text=True,
+                         check=True).stdout
+    return {p[1]: (float(p[2]), float(p[3])) for p in (l.split() for l in out.splitlines())
+            if p[0] == "node"}
+
+
+@needs_dot
+def test_layout_steps_run_left_to_right_and_the_decoder_sits_above_the_encoder():
+    G = graphs.seq2seq(4, T_out=3)
+    V = viz.unfolded_graph(G, max_steps=None)
+    pos = dot_positions(viz.unfolded(G, max_steps=None).source)
+    enc = sorted((d["step"], pos[f"n{n}"]) for n, d in V.nodes(data=True)
+                 if d["name"] == "h" and d["scope"] == "encoder")
+    dec = sorted((d["step"], pos[f"n{n}"]) for n, d in V.nodes(data=True)
+                 if d["name"] == "h" and d["scope"] == "decoder")
+    for line in (enc, dec):
+        xs = [p[0] for _, p in line]
+        assert xs == sorted(xs) and len(set(xs)) == len(xs)  # steps left to right
+    assert min(p[1] for _, p in dec) > max(p[1] for _, p in enc)  # staircase
+    assert len({round(p[1], 3) for _, p in enc}) == 1  # one row
+
+
+@needs_dot
+def test_cli_graphical_view(tmp_path):
+    viz.save_json(graphs.elman(6), tmp_path / "g.json")
+    p = run_cli(str(tmp_path / "g.json"), "--view", "graphical", "-o", str(tmp_path / "gm.svg"))
+    assert p.returncode == 0, p.stderr
+    assert "tabular parameters" in (tmp_path / "gm.svg").read_text()

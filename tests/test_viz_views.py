@@ -137,7 +137,7 @@ def test_bad_arguments_raise_actionable_errors():
 def test_graphical_model_counts_parameters_and_connects_all_past_outputs():
     G = graphs.elman(8)
     src = viz.graphical_model(G, steps=5).source
-    full = [e for e in dot_edges(src) if e[0].startswith("f")]
+    full = [e for e in dot_edges(src) if e[0].startswith("f") and e[0] != "fpad"]
     assert len(full) == 10  # 5 outputs, every earlier one feeds every later one
     assert "4<SUP>5</SUP> − 1 = 1,023" in src
     n_params = sum(len(d["shape"]) and __import__("math").prod(d["shape"])
@@ -150,3 +150,28 @@ def test_graphical_model_counts_parameters_and_connects_all_past_outputs():
 def test_graphical_model_needs_outputs_and_a_recurrence():
     with pytest.raises(ValueError, match="no per-step output"):
         viz.graphical_model(graphs.dynamical(4))
+
+
+def test_downward_edges_between_steps_are_drawn_reversed():
+    # deep transition: h(t-1) -> a(t) enters a row below h; drawn a(t) -> h(t-1) with dir=back
+    src = viz.unfolded(graphs.deep(5, "transition"), max_steps=None).source
+    back = [e for e in dot_edges(src) if e[2] and "dir=back" in e[2]]
+    assert len(back) == 4 and all("<B>W1</B>" in e[2] for e in back)
+
+
+def test_every_timeline_column_has_a_bottom_anchor():
+    b = graphs.Builder()
+    b.scope, b.step = "rnn", 0
+    h = b.input("h", kind="const")  # a named h(0) at step 0, as tinygraph.nn records it
+    for t in (1, 2, 3):
+        b.step = t
+        h = b.affine([("W", h), ("U", b.input("x"))], name="h")
+    src = viz.unfolded(b.G, max_steps=None).source
+    # the x row has no step 0: an invisible point holds column 0 under h(0)
+    assert re.search(r"^\s*p0 \[.*group=c0.*style=invis", src, flags=re.M)
+    assert re.search(r"^\s*p0 -> n0 \[style=invis", src, flags=re.M)
+
+
+def test_graphical_model_keeps_its_arcs_inside_the_box():
+    src = viz.graphical_model(graphs.elman(6), steps=4).source
+    assert "fpad" in src and "cluster_full" in src and "cluster_rnn" in src

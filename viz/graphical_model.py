@@ -69,6 +69,9 @@ def graphical_model(graph: Any, steps: int = 5) -> Figure:
             row.attr(rank="same")
             for t in shown_steps:
                 row.node(f"f{t}", **node_attrs(ydata, var_label("y", t), "variable"))
+        # an invisible spacer under the row keeps the arcs dot routes there inside the box
+        c.node("fpad", label="", style="invis", width="0.1", height="0.4")
+        c.edge("fpad", f"f{shown_steps[len(shown_steps) // 2]}", style="invis")
         for j, t in enumerate(shown_steps):
             for i in shown_steps[:j]:
                 if _depends(G, outputs[t], i):
