@@ -17,7 +17,7 @@ from typing import Any
 
 import networkx as nx
 
-from .levels import variable_level
+from .levels import param_expressions, variable_level
 from .schema import MARK, is_finite, load, params_of, sort_key
 from .timeline import is_delay, timelines
 
@@ -107,6 +107,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     G = variable_level(graph) if level == "variable" else load(graph)
     tl = timelines(G)
     keys = role_keys(G)
+    pexpr = param_expressions(G) if level == "op" else {}
     role_id: dict[tuple, int] = {}
     F = nx.DiGraph()
     F.graph.update(G.graph)
@@ -140,13 +141,13 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
             delay = False
             F.nodes[ru]["initial"] = G.nodes[v]["step"] - G.nodes[u]["step"]
             if level == "op":
-                fe["label"] += [p for p in params_of(G.nodes[v]) if p not in fe["label"]]
+                fe["label"] += [p for p in param_reads(G, v, pexpr) if p not in fe["label"]]
         if delay:
             fe["delay"] += 1
             fe["lags"].add(G.nodes[v]["step"] - G.nodes[u]["step"])
         else:
             fe["same"] += 1
-        for p in _edge_params(G, u, v, d, delay, level):
+        for p in _edge_params(G, u, v, d, delay, level, pexpr):
             if p not in fe["label"]:
                 fe["label"].append(p)
         fe["_cut"] += bool(d.get("detached")) or G.nodes[v]["op"] == "detach"
@@ -159,12 +160,21 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     return F
 
 
-def _edge_params(G: nx.DiGraph, u: Any, v: Any, d: dict, delay: bool, level: str) -> list[str]:
+def param_reads(G: nx.DiGraph, v: Any, pexpr: dict) -> list[str]:
+    """Parameters op ``v`` reads: directly, or through a parameter expression like W.T."""
+    names = list(params_of(G.nodes[v]))
+    for p in G.predecessors(v):
+        names += [x for x in pexpr.get(p, []) if x not in names]
+    return names
+
+
+def _edge_params(G: nx.DiGraph, u: Any, v: Any, d: dict, delay: bool, level: str,
+                 pexpr: dict) -> list[str]:
     if level == "variable":
         return [p for p in (d.get("label") or "").split(",") if p]
     # op level: parameter nodes are drawn, so only a delay edge names what it carries
     if delay and G.nodes[u]["kind"] != "param":
-        return params_of(G.nodes[v])
+        return param_reads(G, v, pexpr)
     return []
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import networkx as nx
 
-from .fold import role_keys
+from .fold import param_reads, role_keys
 from .grads import Scale, edge_overlay, legend, node_overlay
-from .levels import variable_level
+from .levels import param_expressions, variable_level
 from .render import Figure
 from .schema import MARK, load, sort_key
 from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
@@ -65,6 +65,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     if level == "variable":
         G = variable_level(G)
     keys = role_keys(G)
+    pexpr = param_expressions(G) if level == "op" else {}
     _initial_states_join_their_row(G, keys, tl)
     row_ids: dict[tuple, int] = {}
     for n in sorted(G, key=sort_key):
@@ -115,7 +116,10 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
                 V.add_node(mu, **du, column=cv, row=None)
         if V.has_edge(mu, mv):
             continue
-        V.add_edge(mu, mv, **d, delay=is_delay(G, u, v, tl))
+        delay = is_delay(G, u, v, tl)
+        V.add_edge(mu, mv, **d, delay=delay)
+        if level == "op":  # parameter nodes are drawn: only a delay edge names what it carries
+            V.edges[mu, mv]["label"] = ",".join(param_reads(G, v, pexpr)) if delay else ""
         for m in (mu, mv):
             if V.nodes[m]["kind"] == "ellipsis":
                 V.nodes[m]["linked"] = True
@@ -357,10 +361,8 @@ def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
                scale: Scale | None, height: dict) -> tuple:
     attrs: dict[str, str] = {}
     du, dv = V.nodes[u], V.nodes[v]
-    if level == "variable" and d.get("label"):
+    if d.get("label"):
         attrs["label"] = edge_label(d["label"])
-    elif level == "op" and d["delay"] and dv.get("param"):
-        attrs["label"] = edge_label(dv["param"])
     same_row = du.get("row") is not None and du.get("row") == dv.get("row")
     crosses = d["delay"] or "ellipsis" in (du["kind"], dv["kind"])
     hu, hv = height.get(du.get("row")), height.get(dv.get("row"))
