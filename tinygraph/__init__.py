@@ -18,6 +18,8 @@ from .registry import OPS
 from .tape import new_graph, no_grad, recording, scope, step
 from .tensor import Parameter, Tensor, full, ones, randn, tensor, uniform, zeros
 
+from . import nn, optim  # noqa: E402  (they build on everything above)
+
 __all__ = [
     "Tensor", "Parameter", "tensor", "zeros", "ones", "full", "randn", "uniform",
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "tanh", "sigmoid", "relu",
@@ -25,5 +27,5 @@ __all__ = [
     "softmax", "log_softmax", "cross_entropy", "mse_loss", "embedding", "detach", "argmax",
     "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
-    "AnomalyError", "OPS", "__version__",
+    "AnomalyError", "OPS", "nn", "optim", "__version__",
 ]

@@ -62,23 +62,30 @@ class CrossEntropy:
     def forward(logits, targets, reduction="mean"):
         _check_reduction(reduction)
         _check_targets(logits, targets)
-        shifted = logits - np.max(logits, axis=-1, keepdims=True)
+        shape = targets.shape
+        k = logits.shape[-1]
+        z2 = logits.reshape(-1, k)                   # (N, K): any leading shape, flattened
+        t = targets.reshape(-1)
+        rows = np.arange(t.size)
+        shifted = z2 - np.max(z2, axis=-1, keepdims=True)
         e = np.exp(shifted)
-        z = np.sum(e, axis=-1, keepdims=True)
-        p = e / z                                   # softmax: the only saved buffer
-        idx = targets[..., None]
-        losses = np.log(z[..., 0]) - np.take_along_axis(shifted, idx, axis=-1)[..., 0]
+        z = np.sum(e, axis=-1)
+        p = e / z[:, None]                           # softmax: the only saved buffer
+        losses = np.log(z) - shifted[rows, t]
         n = max(losses.size, 1)
-        out = losses if reduction == "none" else losses.sum() / (n if reduction == "mean" else 1)
-        return np.asarray(out, dtype=logits.dtype), (p, idx, reduction, n)
+        out = losses.reshape(shape) if reduction == "none" else \
+            losses.sum() / (n if reduction == "mean" else 1)
+        return np.asarray(out, dtype=logits.dtype), (p, t, reduction, n, logits.shape)
 
     def backward(g, saved, need):
-        p, idx, reduction, n = saved
+        p, t, reduction, n, shape = saved
         d = p.copy()
-        np.put_along_axis(d, idx, np.take_along_axis(d, idx, -1) - 1.0, axis=-1)
+        d[np.arange(t.size), t] -= 1.0               # softmax - onehot
         if reduction == "none":
-            return (d * g[..., None], None)
-        return (d * (g / n if reduction == "mean" else g), None)
+            d *= g.reshape(-1, 1)
+        else:
+            d *= g / n if reduction == "mean" else g
+        return (d.reshape(shape), None)
 
 
 @defop("mse_loss", examples=lambda r: [([r.standard_normal((3, 4)), r.standard_normal((3, 4))],

@@ -60,10 +60,11 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     losses = []
     for k, (ot, t) in enumerate(zip(o, steps)):
         with tg.step(t):
+            yt = tg.tensor(y[:, k], name="y")     # the target y(t): a node of the book's figure
             if m is None:
-                lt = tg.cross_entropy(ot, y[:, k], reduction="sum")
+                lt = tg.cross_entropy(ot, yt, reduction="sum")
             else:
-                lt = (tg.cross_entropy(ot, y[:, k], reduction="none") * m[:, k]).sum()
+                lt = (tg.cross_entropy(ot, yt, reduction="none") * m[:, k]).sum()
             losses.append(lt.named("L"))
     total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()
     if reduction == "mean":
