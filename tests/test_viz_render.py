@@ -175,3 +175,17 @@ def test_cli_graphical_view(tmp_path):
     p = run_cli(str(tmp_path / "g.json"), "--view", "graphical", "-o", str(tmp_path / "gm.svg"))
     assert p.returncode == 0, p.stderr
     assert "tabular parameters" in (tmp_path / "gm.svg").read_text()
+
+
+def test_dot_text_is_the_same_in_every_process(tmp_path):
+    viz.save_json(graphs.bidirectional(5), tmp_path / "g.json")
+    code = ("import sys, viz; g = sys.argv[1]; "
+            "print(viz.unfolded(g, level='op', max_steps=4).source + viz.folded(g).source)")
+    outs = set()
+    for seed in ("1", "2", "3"):
+        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED=seed)
+        p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "g.json")],
+                           capture_output=True, text=True, env=env, timeout=120)
+        assert p.returncode == 0, p.stderr
+        outs.add(p.stdout)
+    assert len(outs) == 1

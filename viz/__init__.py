@@ -15,6 +15,7 @@ from __future__ import annotations
 from .charts import gradient_chart, param_contributions
 from .diagnose import Report, Series, diagnose, recurrent_series
 from .fold import fold
+from .fold import fold as folded_graph
 from .folded import folded
 from .graphical_model import graphical_model
 from .levels import variable_level
@@ -24,6 +25,6 @@ from .unfolded import unfolded, unfolded_graph
 
 __all__ = [
     "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
-    "folded", "gradient_chart", "graphical_model", "load", "param_contributions",
+    "folded", "folded_graph", "gradient_chart", "graphical_model", "load", "param_contributions",
     "recurrent_series", "render", "save_json", "unfolded", "unfolded_graph", "variable_level",
 ]

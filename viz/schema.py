@@ -99,13 +99,28 @@ def read_json(path: str | os.PathLike) -> nx.DiGraph:
     if "edges" not in data and "links" in data:  # older networkx wrote "links"
         data = dict(data, edges=data.pop("links"))
     data = dict(data, directed=True, multigraph=False)
-    return nx.node_link_graph(data, edges="edges")
+    G = nx.node_link_graph(data, edges="edges")
+    G.graph.pop(MARK, None)  # a file is always checked again
+    return G
 
 
 def save_json(graph: Any, path: str | os.PathLike) -> None:
-    """Write ``graph`` as node-link JSON that :func:`load` (and ``tg.Graph.load``) read back."""
+    """Write ``graph`` as node-link JSON that :func:`load` (and ``tg.Graph.load``) read back.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph, object with ``to_networkx()``, or path
+        A graph in the schema (written as given when it is a DiGraph).
+    path : str or os.PathLike
+        Where to write; NaN and inf gradient norms are kept (JSON ``NaN`` / ``Infinity``).
+
+    Examples
+    --------
+    >>> save_json(G, "elman.json"); load("elman.json")       # doctest: +SKIP
+    """
     G = graph if isinstance(graph, nx.DiGraph) else load(graph)
     data = nx.node_link_data(G, edges="edges")
+    data["graph"] = {k: v for k, v in data["graph"].items() if not str(k).startswith("_")}
     with open(path, "w", encoding="utf-8") as fh:
         json.dump(data, fh, default=_json_default, allow_nan=True)
 
