@@ -114,3 +114,13 @@ def test_gradient_chart_refuses_a_graph_without_gradients(tmp_path):
     pytest.importorskip("matplotlib")
     with pytest.raises(ValueError, match="keep_grads=True"):
         viz.gradient_chart(graphs.elman(3), tmp_path / "g.png")
+
+
+def test_gradient_chart_says_when_nothing_flows_through_time(tmp_path):
+    pytest.importorskip("matplotlib")
+    b = graphs.Builder()
+    h = b.affine([("W", b.input("x"))], name="h")  # no step tags: a feed-forward net
+    graphs.with_grads(b.G)
+    with pytest.raises(ValueError, match="tg.step"):
+        viz.gradient_chart(b.G, tmp_path / "g.png")
+    assert h in b.G

@@ -95,9 +95,12 @@ def gradient_chart(graph: Any, path: str | os.PathLike, title: str | None = None
     series = recurrent_series(G)
     contrib = param_contributions(G)
     if not series and not contrib:
-        raise ValueError("gradient_chart: the graph has no gradient norms on its recurrent "
-                         "variables or parameters; run loss.backward(keep_grads=True) and trace "
-                         "again")
+        if all(d["grad_norm"] is None for _, d in G.nodes(data=True)):
+            raise ValueError("gradient_chart: the graph has no gradient norms; run "
+                             "loss.backward(keep_grads=True) before tg.trace(loss)")
+        raise ValueError("gradient_chart: nothing flows through time here: no recurrent "
+                         "variable and no parameter read inside a step; tag the loop's steps "
+                         "with tg.step(t)")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
     ax = axes[0]
     for s in series:
