@@ -5,6 +5,6 @@ import importlib
 import pkgutil
 from pathlib import Path
 
-for mod in sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent))
-                  if m.name.startswith("bench_")):
-    importlib.import_module(f"bench.{mod}").main()
+_HERE = str(Path(__file__).parent)
+for name in sorted(m.name for m in pkgutil.iter_modules([_HERE]) if m.name.startswith("bench_")):
+    importlib.import_module(f"bench.{name}").main()

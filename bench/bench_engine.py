@@ -26,14 +26,17 @@ except Exception:  # pragma: no cover - depends on the machine
     torch = None
 
 
-def best_of(fn, repeat=5):
-    """Smallest wall time of `repeat` runs (the collector stays on, as users run)."""
-    times = []
+def interleaved_best(fns: dict, repeat: int = 7) -> dict:
+    """Best time of each function over `repeat` rounds, the functions taking turns in each
+    round, so a burst of load elsewhere on the machine hits every column alike. The garbage
+    collector stays on, as users run."""
+    best = {k: float("inf") for k in fns}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best
 
 
 # ------------------------------------------------------------------------------------------------
@@ -60,8 +63,8 @@ def per_op(n=20_000):
         with tg.recording(source=True):
             tg_ops()
 
-    rows = {"numpy (no autodiff)": best_of(numpy_ops), "tinygraph": best_of(tg_ops),
-            "tinygraph, source lines on": best_of(tg_ops_source)}
+    fns = {"numpy (no autodiff)": numpy_ops, "tinygraph": tg_ops,
+           "tinygraph, source lines on": tg_ops_source}
     if torch is not None:
         ta0, tb0 = torch.tensor(a0), torch.tensor(b0)
 
@@ -71,7 +74,8 @@ def per_op(n=20_000):
             for _ in range(n):
                 x = x * tb0 + a
             x.sum().backward()
-        rows["torch eager"] = best_of(torch_ops)
+        fns["torch eager"] = torch_ops
+    rows = interleaved_best(fns)
     print(f"\n## Per recorded op: forward + record + backward, 4-element float64 arrays "
           f"({2 * n} ops)")
     for k, v in rows.items():
@@ -143,13 +147,14 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100):
         assert abs(loss.item() - ref["loss"]) < 1e-8 * abs(ref["loss"])
         for prm, k in zip(params, "UWVbc"):
             np.testing.assert_allclose(prm.grad, ref[k], rtol=1e-9, atol=1e-11)
-    hand = best_of(lambda: elman_bptt(*args))
-    rows = {"hand numpy BPTT (seed's formulas)": hand,
-            "hand numpy, batched projections (floor)": best_of(lambda: elman_bptt_batched(*args)),
-            "tinygraph ops, batched input projection": best_of(lambda: elman_tinygraph(p, x, y)),
-            "tinygraph ops, U x(t) per step": best_of(lambda: elman_tinygraph(p, x, y, False))}
+    fns = {"hand numpy BPTT (seed's formulas)": lambda: elman_bptt(*args),
+           "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
+           "tinygraph ops, batched input projection": lambda: elman_tinygraph(p, x, y),
+           "tinygraph ops, U x(t) per step": lambda: elman_tinygraph(p, x, y, False)}
     if torch is not None:
-        rows["torch eager, per-step ops"] = best_of(lambda: elman_torch(p, x, y))
+        fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)
+    rows = interleaved_best(fns, repeat=15)
+    hand = rows["hand numpy BPTT (seed's formulas)"]
     print(f"\n## Elman BPTT, B={B} D={D} H={H} K={K} T={T}, float64 (time, ratio to hand BPTT)")
     for k, v in rows.items():
         print(f"  {k:44s} {v * 1e3:8.2f} ms  {v / hand:5.2f}x")
@@ -181,23 +186,47 @@ def elman_memory(B=8, D=32, H=64, K=32, T=5000):
     rows = {"hand numpy BPTT": _peak(lambda: elman_bptt(*args)),
             "tinygraph ops, batched input projection": _peak(lambda: elman_tinygraph(p, x, y)),
             "tinygraph ops, U x(t) per step": _peak(lambda: elman_tinygraph(p, x, y, False))}
+    dims = (B, D, H, K, T)
+    rows["tinygraph ops, U x(t) per step (RSS growth)"] = _peak_rss(
+        "elman_tinygraph(p, {x}, {y}, False)", *dims)
     if torch is not None:
-        rows["torch eager, per-step ops"] = _peak_torch(lambda: elman_torch(p, x, y))
+        rows["torch eager, per-step ops (RSS growth)"] = _peak_rss("elman_torch(p, {x}, {y})",
+                                                                   *dims)
     print(f"\n## Peak memory, Elman B={B} D={D} H={H} K={K} T={T} (tracemalloc; inputs excluded)")
     print(f"  arrays hand BPTT keeps (h(t), softmax(t)): {kept / 2**20:7.2f} MiB")
     for k, v in rows.items():
-        print(f"  {k:44s} {v / 2**20:7.2f} MiB  {v / kept:5.2f}x of those arrays")
+        print(f"  {k:50s} {v / 2**20:7.2f} MiB  {v / kept:5.2f}x of those arrays")
     if torch is None:
         print("  torch eager                                (not installed)")
     return rows, kept
 
 
-def _peak_torch(fn):
-    """torch's CPU allocator is not seen by tracemalloc: measure resident-set growth instead."""
-    import resource
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+def _peak_rss(call, B, D, H, K, T):
+    """Growth of the peak resident set (Linux VmHWM, reset just before the run) of a process.
+
+    torch's allocator is invisible to tracemalloc, so torch is compared with this measure, and
+    tinygraph is measured the same way beside it (it includes allocator slack: an upper bound).
+    """
+    import subprocess
+    prog = f"""
+import sys, numpy as np
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from bench.bench_engine import elman_params, elman_torch, elman_tinygraph
+rng = np.random.default_rng(0)
+p = elman_params({D}, {H}, {K}, rng)
+x = rng.standard_normal(({B}, {T}, {D})); y = rng.integers(0, {K}, ({B}, {T}))
+{call.format(x="x[:, :50]", y="y[:, :50]")}          # warm up allocators and caches
+def kib(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+open("/proc/self/clear_refs", "w").write("5")         # reset the peak (VmHWM) to the current RSS
+before = kib("VmRSS:")
+{call.format(x="x", y="y")}
+print((kib("VmHWM:") - before) * 1024)
+"""
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True)
+    return int(out.stdout.strip()) if out.returncode == 0 else float("nan")
 
 
 def main():

@@ -5,18 +5,14 @@ by side in this one run, never asserted. The yardstick is the hand-written numpy
 of the seed's formulas (tests/reference_bptt.py); the PyTorch column (eager autograd, per-step
 ops, float64) appears when `import torch` works.
 
-BLAS runs single-threaded for every column (set here unless the caller chose): on a shared
-2-core machine a spinning BLAS thread pool makes timings swing by 3x from run to run.
+BLAS runs single-threaded for every column (set in bench/__init__.py): on a shared 2-core
+machine a spinning BLAS thread pool makes timings swing by 3x from run to run.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
-
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")      # effective only if numpy is not imported yet
 
 import numpy as np
 
@@ -25,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygraph as tg  # noqa: E402
 from tinygraph import nn, tasks  # noqa: E402
 from tests.reference_bptt import elman_bptt, elman_bptt_batched  # noqa: E402
-from bench.bench_engine import elman_params, elman_torch, torch  # noqa: E402
+from bench.bench_engine import elman_params, elman_torch, interleaved_best, torch  # noqa: E402
 
 
 def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -> tg.Tensor:
@@ -34,18 +30,6 @@ def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -
     loss = nn.sequence_loss(rnn(x).o, y, reduction="sum", per_step=per_step)
     loss.backward()
     return loss
-
-
-def interleaved_best(fns: dict, repeat: int) -> dict:
-    """Best time of each function over `repeat` rounds, the functions taking turns in each
-    round, so a burst of load elsewhere on the machine hits every column alike."""
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
 
 
 def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
