@@ -32,6 +32,11 @@ def param_contributions(graph: Any) -> dict[str, dict[int, float]]:
     dict
         ``{"W": {1: 0.03, 2: 0.05, ...}, ...}``; parameters read outside steps are left out.
         A parameter name used in several scopes is keyed ``scope/name``.
+
+    Examples
+    --------
+    >>> param_contributions(G)["W"][3]      # ‖∇W(3)‖, the book's W(t) copy at t = 3  # doctest: +SKIP
+    0.0412
     """
     G = load(graph)
     names = [d["name"] for _, d in G.nodes(data=True) if d["kind"] == "param"]

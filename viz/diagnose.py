@@ -90,7 +90,23 @@ class Report:
 def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Series]:
     """‖∂L/∂v(t)‖ by step for every recurrent variable of the graph (see module docstring).
 
-    ``folded``: the graph's variable-level :func:`viz.fold.fold`, when already computed.
+    Parameters
+    ----------
+    graph : networkx.DiGraph, object with ``to_networkx()``, or path
+        Recorded after ``loss.backward(keep_grads=True)``.
+    folded : networkx.DiGraph, optional
+        The graph's variable-level :func:`viz.fold.fold`, when already computed.
+
+    Returns
+    -------
+    list of Series
+        One per role that a delay edge enters, in role order; ``variable`` is the name, or
+        ``scope/name`` when two recurrent roles share a name.
+
+    Examples
+    --------
+    >>> [s.variable for s in recurrent_series(G)]          # doctest: +SKIP
+    ['h', 'g']
     """
     G = load(graph)
     F = fold(G, level="variable") if folded is None else folded

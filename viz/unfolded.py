@@ -51,6 +51,12 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
         ``kind="ellipsis"`` and ``hidden`` (the number of steps they stand for); per-step
         parameter copies have ids ``"<param id>@c<col>"``. Edges keep their attributes plus
         ``delay`` (joins two steps of one timeline).
+
+    Examples
+    --------
+    >>> V = unfolded_graph(G, max_steps=6)                              # doctest: +SKIP
+    >>> sorted({d["column"] for _, d in V.nodes(data=True) if d["name"] == "h"})  # doctest: +SKIP
+    [0, 1, 2, 3, 4, 5, 6]
     """
     if level not in ("variable", "op"):
         raise ValueError(f"unfolded: level must be 'variable' or 'op', got {level!r}")
