@@ -8,7 +8,6 @@ tape order, so the same program gives the same export, byte for byte.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from .tape import Tape
@@ -52,11 +51,10 @@ class Graph:
         """A `networkx.DiGraph` with the schema's node, edge and graph attributes."""
         import networkx as nx
         g = nx.DiGraph(**self.attrs)
-        for n in self.nodes:
-            g.add_node(n["id"], **{k: v for k, v in n.items() if k != "id"})
-        for e in self.edges:
-            g.add_edge(e["source"], e["target"],
-                       **{k: v for k, v in e.items() if k not in ("source", "target")})
+        g.add_nodes_from((n["id"], {k: v for k, v in n.items() if k != "id"}) for n in self.nodes)
+        g.add_edges_from((e["source"], e["target"],
+                          {k: v for k, v in e.items() if k != "source" and k != "target"})
+                         for e in self.edges)
         return g
 
     def to_dict(self) -> dict:
@@ -65,7 +63,7 @@ class Graph:
                 "nodes": self.nodes, "edges": self.edges}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, indent=1, allow_nan=True)
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
     def save(self, path: str) -> None:
         """Write the graph as node-link JSON (readable by `Graph.load`, viz and networkx)."""
@@ -102,9 +100,7 @@ def _reachable(tape: Tape, root: int) -> list[int]:
 
 
 def _num(x: float | None) -> float | None:
-    if x is None:
-        return None
-    return float(x) if math.isfinite(x) else x  # NaN / inf are kept: they are the point
+    return None if x is None else float(x)  # NaN / inf are kept: they are the point
 
 
 def trace(output: Tensor) -> Graph:
@@ -122,20 +118,29 @@ def trace(output: Tensor) -> Graph:
     new_id = {old: k for k, old in enumerate(order)}
     nodes, edges = [], []
     gn, en = tape.grad_norms, tape.edge_norms
-    meta, names = tape.meta, tape.names
+    meta, names, ops, inputs = tape.meta, tape.names, tape.ops, tape.inputs
+    src, vn = tape.src, tape.value_norms
+    dtypes: dict[Any, str] = {}
     for k, i in enumerate(order):
         shape, dtype, kind, scope, step, req = meta[i]
-        ins = tape.inputs[i]
-        params = []
-        for j in ins:
-            if meta[j][2] == "param" and names.get(j) and names[j] not in params:
-                params.append(names[j])
+        ins = inputs[i]
+        params = [names[j] for j in ins if meta[j][2] == "param" and j in names]
+        if len(params) > 1:
+            params = list(dict.fromkeys(params))
+        dt = dtypes.get(dtype)
+        if dt is None:
+            dt = dtypes[dtype] = str(dtype)
+        op = ops[i]
         nodes.append({
-            "id": k, "op": tape.op_name(i), "kind": kind, "name": names.get(i),
-            "shape": [int(d) for d in shape], "dtype": str(dtype), "scope": scope, "step": step,
-            "param": ",".join(params) or None, "requires_grad": bool(req),
-            "src": tape.src.get(i), "value_norm": _num(tape.value_norms.get(i)),
-            "grad_norm": _num(gn.get(i))})
+            "id": k, "op": "leaf" if op is None else op.name, "kind": kind, "name": names.get(i),
+            "shape": list(shape), "dtype": dt, "scope": scope, "step": step,
+            "param": ",".join(params) or None, "requires_grad": req,
+            "src": src.get(i), "value_norm": _num(vn.get(i)), "grad_norm": _num(gn.get(i))})
+        if len(ins) == 1:
+            j = ins[0]
+            edges.append({"source": new_id[j], "target": k, "arg": 0, "args": [0],
+                          "grad_norm": _num(en.get((j, i)))})
+            continue
         for pos, j in enumerate(ins):
             if j in ins[:pos]:
                 continue
