@@ -175,3 +175,15 @@ def test_every_timeline_column_has_a_bottom_anchor():
 def test_graphical_model_keeps_its_arcs_inside_the_box():
     src = viz.graphical_model(graphs.elman(6), steps=4).source
     assert "fpad" in src and "cluster_full" in src and "cluster_rnn" in src
+
+
+def test_a_graph_without_names_is_drawn_at_op_level_with_a_hint():
+    b = graphs.Builder()
+    h = None
+    for t in (1, 2, 3):
+        b.scope, b.step = "rnn", t
+        x = b.input(None)
+        h = b.affine([("U", x)] + ([("W", h)] if h is not None else []))
+    for make in (viz.unfolded, viz.folded):
+        src = make(b.G).source
+        assert "tensor.named" in src and "tanh" in src and "<B>W</B>" in src

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS,
                    help=f"unfolded: steps shown before eliding (default {DEFAULT_MAX_STEPS}; "
                         f"0 shows all)")
+    p.add_argument("--params", choices=("once", "per_step"), default="once",
+                   help="unfolded, op level: each parameter once, or a copy per step")
     p.add_argument("-o", "--output", help=".svg, .png, .pdf or .dot (default: DOT on stdout)")
     p.add_argument("--diagnose", action="store_true", help="print the gradient-flow report")
     p.add_argument("--chart", metavar="PATH", help="write the gradient charts (matplotlib)")
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         G = load(args.graph)
         if args.view == "unfolded":
             fig = unfolded(G, level=args.level, max_steps=args.max_steps or None,
-                           grads=args.grad)
+                           grads=args.grad, params=args.params)
         elif args.view == "folded":
             fig = folded(G, level=args.level, grads=args.grad)
         else:

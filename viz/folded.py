@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from .fold import fold
+from .levels import choose_level
 from .grads import Scale, edge_overlay, legend, node_overlay
 from .render import Figure
 from .style import (DELAY_ATTRS, EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs,
@@ -43,9 +44,12 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     >>> "fillcolor=black" in fig.source               # the delay marker   # doctest: +SKIP
     True
     """
-    F = fold(graph, level=level)
+    G, level, note = choose_level(graph, level)
+    F = fold(G, level=level)
     fig = Figure(name="folded", graph_attr=dict(GRAPH_ATTR), node_attr=dict(NODE_ATTR),
                  edge_attr=dict(EDGE_ATTR))
+    if note:
+        fig.attr(label=note, labelloc="b", fontsize="11")
     scale = None
     if grads:
         scale = Scale.of(x for _, d in F.nodes(data=True) if d["grad_stats"]

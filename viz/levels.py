@@ -73,6 +73,22 @@ def variable_level(graph: Any) -> nx.DiGraph:
     return H
 
 
+def choose_level(graph: Any, level: str) -> tuple[nx.DiGraph, str, str]:
+    """Load ``graph`` and pick the level to draw: (graph, level, note for the figure).
+
+    A graph without named tensors has nothing to show at the variable level (only its output):
+    it is drawn at the op level, and the note says how to get the textbook view.
+    """
+    if level not in ("variable", "op"):
+        raise ValueError(f"level must be 'variable' or 'op', got {level!r}")
+    G = load(graph)
+    if level == "variable" and G.graph.get("level") != "variable" and not any(
+            d["name"] and d["kind"] != "param" for _, d in G.nodes(data=True)):
+        return G, "op", ("no named tensors, so every op is shown: name them "
+                         "(tensor.named('h')) for the variable level")
+    return G, level, ""
+
+
 def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
     """Nodes computed from parameters alone (``W`` itself, ``W.T``) -> the parameter names.
 

@@ -16,7 +16,7 @@ import networkx as nx
 
 from .fold import param_reads, role_keys
 from .grads import Scale, edge_overlay, legend, node_overlay
-from .levels import param_expressions, variable_level
+from .levels import choose_level, param_expressions, variable_level
 from .render import Figure
 from .schema import MARK, load, sort_key
 from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
@@ -192,9 +192,12 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     >>> fig = unfolded(G, max_steps=6)                 # doctest: +SKIP
     >>> render(fig, "out/elman_unfolded.png")          # doctest: +SKIP
     """
-    V = unfolded_graph(graph, level, max_steps, params)
+    G, level, note = choose_level(graph, level)
+    V = unfolded_graph(G, level, max_steps, params)
     fig = Figure(name="unfolded", graph_attr=dict(GRAPH_ATTR), node_attr=dict(NODE_ATTR),
                  edge_attr=dict(EDGE_ATTR))
+    if note:
+        fig.attr(label=note, labelloc="b", fontsize="11")
     scale = Scale.of(d.get("grad_norm") for _, d in V.nodes(data=True)) if grads else None
     if grads:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
