@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 from .autograd import contributions, grad
 from .debug import AnomalyError, GradcheckError, GradcheckResult, detect_anomaly, gradcheck
 from .export import Graph, trace
-from .ops import (add, argmax, concat, cross_entropy, detach, div, embedding, exp, getitem, log,
+from .ops import (add, argmax, concat, cross_entropy, detach, div, embedding, exp, getitem,
+                  identity, log,
                   log_softmax, matmul, max, mean, mse_loss, mul, neg, one_hot, pow, relu, reshape,
                   sigmoid, softmax, split, stack, sub, sum, tanh, transpose, where)
 from .registry import OPS
@@ -25,6 +26,7 @@ __all__ = [
     "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "tanh", "sigmoid", "relu",
     "sum", "mean", "max", "reshape", "transpose", "getitem", "concat", "stack", "split", "where",
     "softmax", "log_softmax", "cross_entropy", "mse_loss", "embedding", "detach", "argmax",
+    "identity",
     "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",

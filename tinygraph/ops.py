@@ -176,6 +176,11 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
                  cond=c)
 
 
+def identity(a: Tensor) -> Tensor:
+    """The same values as a new recorded node (to name one value twice, e.g. C = h(n))."""
+    return apply(S.Identity, (a,))
+
+
 def detach(a: Tensor) -> Tensor:
     """A tensor with the same values from which no gradient flows back.
 

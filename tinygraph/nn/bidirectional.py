@@ -80,18 +80,20 @@ class BidirectionalRNN(Module):
         xs = {}
         h = initial_state(self, h0, B, H, self.V.dtype)
         wt_h, wt_g = self.fwd.transposes(), self.bwd.transposes()
+        # with padding, h and g name the states after the mask
+        hname, gname = ("h", "g") if masks is None else (None, None)
         hs = []
         for t in range(1, T + 1):
             with tg.step(t):
                 xs[t] = seq.at(t)
-                h_new = self.fwd(xs[t], h, wt=wt_h)                      # (B, H)
+                h_new = self.fwd(xs[t], h, name=hname, wt=wt_h)                      # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 hs.append(h)
         g = initial_state(self, g0, B, H, self.V.dtype, "g", T + 1, "g0")      # g(tau + 1)
         gs = [None] * T
         for t in range(T, 0, -1):
             with tg.step(t):
-                g_new = self.bwd(xs[t], g, name="g", wt=wt_g)            # (B, H)
+                g_new = self.bwd(xs[t], g, name=gname, wt=wt_g)            # (B, H)
                 g = g_new if masks is None else tg.where(masks[t - 1], g_new, g).named("g")
                 gs[t - 1] = g
         out = BiOutput(h=hs, g=gs)

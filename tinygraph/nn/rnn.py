@@ -278,9 +278,10 @@ class RNN(Module):
         wt = self.cell.transposes()
         VT = Transposed(self.V) if self.output_size is not None else None
         out = RNNOutput()
+        hname = "h" if masks is None else None   # with padding, h is the state after the mask
         for t in range(1, T + 1):
             with tg.step(t):
-                h_new = self.cell(seq.at(t), h, wt=wt)                     # (B, H)
+                h_new = self.cell(seq.at(t), h, name=hname, wt=wt)         # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 out.h.append(h)
                 if VT is not None and (self.output == "every" or t == T):

@@ -43,12 +43,15 @@ class Encoder(Module):
         h = initial_state(self, None, B, self.hidden_size, self.cell.W.dtype)
         wt = self.cell.transposes()
         hs = []
+        hname = "h" if masks is None else None   # with padding, h is the state after the mask
         for t in range(1, T + 1):
             with tg.step(t):
-                h_new = self.cell(seq.at(t), h, wt=wt)                     # (B, H)
+                h_new = self.cell(seq.at(t), h, name=hname, wt=wt)         # (B, H)
                 h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
                 hs.append(h)
-        return h.named("C"), hs                                            # C = h(n_x)
+        with tg.step(T):                                   # C sits at the end of the input
+            C = tg.identity(h).named("C")                  # C = h(n_x), a node of its own
+        return C, hs
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
