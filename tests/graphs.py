@@ -157,15 +157,21 @@ def bidirectional(T=3, grads=False):
     return with_grads(b.G) if grads else b.G
 
 
-def seq2seq(T=3, T_out=None, grads=False):
-    """Fig. 10.12: encoder over x(1..T) -> context C -> decoder over y(1..T_out)."""
+def seq2seq(T=3, T_out=None, grads=False, context_step=False):
+    """Fig. 10.12: encoder over x(1..T) -> context C -> decoder over y(1..T_out).
+
+    `context_step`: tag C with the encoder's last step T, in a scope of its own (as
+    `tinygraph.nn.Encoder` records it) instead of no step.
+    """
     T_out = T if T_out is None else T_out
     b = Builder()
     h = None
     for t in _steps(b, T, "encoder"):
         h = b.input(None, kind="const") if h is None else h
         h = b.affine([("W", h), ("U", b.input("x"))], name="h")
-    b.step = None
+    b.step = T if context_step else None
+    if context_step:
+        b.scope = "encoder_out"
     C = b.affine([("Wc", h)], bias=None, name="C")
     s, losses, y_prev = None, [], None
     for t in _steps(b, T_out, "decoder"):

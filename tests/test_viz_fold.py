@@ -96,6 +96,21 @@ def test_seq2seq_two_loops_joined_by_the_context():
     assert not F.edges[enc[0], C]["delay"]  # h(T) -> C is not a delay edge
 
 
+def test_context_tagged_with_the_encoders_last_step_is_no_recurrence():
+    # C made at the encoder's step T and read by every decoder step, one of which is also T:
+    # the coincidence must not put encoder and decoder on one time axis
+    for T, T_out in ((4, 6), (5, 5), (3, 8)):
+        G = graphs.seq2seq(T, T_out=T_out, context_step=True)
+        F = viz.fold(G)
+        C = next(r for r in F if F.nodes[r]["name"] == "C")
+        assert all(not F.edges[C, v]["delay"] for v in F.successors(C)), (T, T_out)
+        assert not F.has_edge(C, C)
+        dec = [v for v in F.successors(C) if F.nodes[v]["scope"] == "decoder"]
+        assert len(dec) == 1 and F.has_edge(dec[0], dec[0])
+    assert viz.folded(graphs.seq2seq(4, 6, context_step=True)).source == \
+        viz.folded(graphs.seq2seq(9, 3, context_step=True)).source
+
+
 def test_recursive_net_one_composition_node_with_a_self_loop():
     for leaves in (4, 16):
         F = viz.fold(graphs.tree(leaves))

@@ -41,15 +41,22 @@ def timelines(G: nx.DiGraph) -> dict[str, int]:
     for n, d in G.nodes(data=True):
         if d["step"] is not None:
             steps_of.setdefault(d["scope"], set()).add(d["step"])
+    reads: set[tuple[str, str]] = set()  # (reader scope, source scope) along same-step edges
     for u, v in G.edges:
         du, dv = G.nodes[u], G.nodes[v]
         if du["step"] is not None and du["step"] == dv["step"] and du["scope"] != dv["scope"]:
             pair = tuple(sorted((du["scope"], dv["scope"])))
             links.setdefault(pair, set()).add(du["step"])
+            reads.add((dv["scope"], du["scope"]))
     for (a, b), at in sorted(links.items()):
         # one shared step can be a coincidence (the context C made at the encoder's step 9,
         # read by the decoder's step 9); two or more cannot
         if len(at) < 2 and min(len(steps_of[a]), len(steps_of[b])) > 1:
+            continue
+        # a scope of a single step joins the timeline it reads from (C joins the encoder whose
+        # last state it copies), never one that merely reads it (the decoder reading C)
+        single = [s for s in (a, b) if len(steps_of[s]) == 1]
+        if len(at) < 2 and single and not any((s, b if s == a else a) in reads for s in single):
             continue
         ra, rb = find(a), find(b)
         if ra != rb:
