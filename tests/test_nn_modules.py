@@ -76,11 +76,17 @@ def _recursive():
     return m, lambda: tg.cross_entropy(m(trees).o, y)
 
 
+def _recursive_per_node():
+    m = nn.RecursiveNN(3, 3, 3, rng=0, per_node=True)
+    trees, y = expression_trees(3, 1, 5, K=3, seed=0)
+    return m, lambda: tg.cross_entropy(m(trees).o, y)
+
+
 ARCHS = {"dynamical": _dyn, "dynamical_driven": _dyn_driven, "rnn_every": _rnn_every,
          "rnn_last": _rnn_last, "jordan_teacher": _jordan, "jordan_free": _jordan_free,
          "bidirectional": _birnn, "seq2seq": _seq2seq, "deep_stacked": _deep("stacked"),
          "deep_transition": _deep("deep_transition"), "deep_skip": _deep("skip"),
-         "recursive": _recursive}
+         "recursive": _recursive, "recursive_per_node": _recursive_per_node}
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -216,6 +222,71 @@ def test_recursive_walks_deep_trees_without_recursion():
         tree = (tree, 1)
     out = m(tree)
     assert out.depth == [3000]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recursive_per_node_gives_the_numbers_and_gradients_of_the_batched_mode(seed):
+    m = nn.RecursiveNN(3, 5, 3, rng=seed)
+    trees, y = expression_trees(5, 1, 9, K=3, seed=seed)
+    got = []
+    for per_node in (False, True):
+        m.zero_grad()
+        out = m(trees, per_node=per_node)
+        loss = tg.cross_entropy(out.o, y)
+        loss.backward()
+        got.append((out.o.data.copy(), out.root.data.copy(),
+                    {k: p.grad.copy() for k, p in m.named_parameters()}))
+    (o1, r1, g1), (o2, r2, g2) = got
+    np.testing.assert_allclose(o2, o1, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(r2, r1, rtol=0, atol=1e-12)
+    assert g1.keys() == g2.keys()
+    for k in g1:
+        np.testing.assert_allclose(g2[k], g1[k], rtol=0, atol=1e-12, err_msg=k)
+
+
+def test_recursive_per_node_records_one_composition_per_tree_node():
+    m = nn.RecursiveNN(3, 4, 3, rng=0, per_node=True)
+    tree = (((0, 1), 2), (1, (2, 0)))             # 6 leaves, 5 internal nodes, depth 3
+    out = m(tree)
+    nodes = nodes_of(out.o.sum())
+    h = [d for d in nodes if d["name"] == "h"]
+    x = [d for d in nodes if d["name"] == "x"]
+    assert len(h) == 11 and len(x) == 6 and len(out.nodes) == 11
+    assert sorted(d["step"] for d in h) == [0] * 6 + [1, 1, 2, 2, 3]   # step = height
+    assert {d["step"] for d in x} == {0} and {d["scope"] for d in h} == {"recursive"}
+    assert [len(level) for level in out.levels] == [6, 2, 2, 1]
+    assert [d["op"] for d in nodes].count("tanh") == 11
+    assert [d["op"] for d in nodes].count("concat") == 5      # one [h_left; h_right] per node
+    G = tg.trace(out.o.sum()).to_networkx()
+    ids = [n for n, d in G.nodes(data=True) if d["name"] == "h"]
+    parents = {n: [v for v in nx_descendants_named(G, n, "h")] for n in ids}
+    assert sorted(len(p) for p in parents.values()) == [0] + [1] * 10  # a tree: one parent each
+    np.testing.assert_allclose(out.o.data, m(tree, per_node=False).o.data, atol=1e-12)
+
+
+def nx_descendants_named(G, n, name):
+    """The nearest descendants of n named `name` (through unnamed ops)."""
+    found, todo, seen = [], list(G.successors(n)), set()
+    while todo:
+        v = todo.pop()
+        if v in seen:
+            continue
+        seen.add(v)
+        if G.nodes[v]["name"] == name:
+            found.append(v)
+        elif not G.nodes[v]["name"]:
+            todo.extend(G.successors(v))
+    return found
+
+
+def test_recursive_per_node_walks_deep_trees_without_recursion():
+    m = nn.RecursiveNN(2, 3, 2, rng=0, per_node=True)
+    tree = 0
+    for _ in range(2000):
+        tree = (tree, 1)
+    out = m(tree)
+    assert out.depth == [2000] and len(out.nodes) == 4001
+    np.testing.assert_allclose(out.o.data, m(tree, per_node=False).o.data, atol=1e-12)
 
 
 def test_state_dict_save_and_load_round_trip(tmp_path):

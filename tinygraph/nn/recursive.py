@@ -1,9 +1,12 @@
 """The recursive neural network (fig. 10.14): one composition applied over a tree, bottom-up.
 
 Flow: `RecursiveNN(...)(trees)` flattens the trees with an explicit stack (no recursion), then
-computes all nodes of the same height at once: leaves inside ``tg.step(0)``, internal nodes of
-height k inside ``tg.step(k)``. The unfolded graph is therefore as deep as the tree: a balanced
-tree over tau leaves takes ceil(log2 tau) steps where a chain takes tau (the seed's O(log tau)).
+either (batched, the default, fast for training) computes all nodes of the same height at once:
+leaves inside ``tg.step(0)``, internal nodes of height k inside ``tg.step(k)``; or (``per_node``,
+for drawing) records one composition per tree node, in post-order, each inside ``tg.step`` of
+its height, so the recorded graph *is* the tree of fig. 10.14 and viz draws it as one. Either
+way the unfolded graph is as deep as the tree: a balanced tree over tau leaves takes
+ceil(log2 tau) steps where a chain takes tau (the seed's O(log tau)).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from tinygraph.tensor import Tensor
 
 from tinygraph.data.synthetic import balanced_tree, tree_depth  # noqa: F401  (re-exported)
 
-from .module import Module, init_uniform, who
+from .module import Module, Transposed, init_uniform, who
 from .rnn import make_rng
 
 
@@ -25,13 +28,16 @@ from .rnn import make_rng
 class TreeOutput:
     """Output of `RecursiveNN`: o (B, K) at the roots, root states (B, H), and levels.
 
-    ``levels[k]`` is the (n_k, H) tensor of all nodes of height k (k = 0: leaves).
+    Batched: ``levels[k]`` is the (n_k, H) tensor of all nodes of height k (k = 0: leaves) and
+    ``nodes`` is None. Per node: ``levels[k]`` is the list of the (H,) states of height k and
+    ``nodes`` every node's (H,) state, in post-order (left to right, children first).
     """
 
     o: Tensor | None
     root: Tensor
     levels: list
     depth: list
+    nodes: list | None = None
 
 
 @dataclass
@@ -63,6 +69,10 @@ class RecursiveNN(Module):
     output_size : int, optional
         K; None for root states only.
     rng, dtype, name : see `RNN`.
+    per_node : bool
+        Default mode of `forward`: False batches every height into one op per step (fast,
+        for training); True records one composition per tree node (the book's tree, for
+        drawing). Same parameters, same numbers and gradients.
 
     Examples
     --------
@@ -70,11 +80,15 @@ class RecursiveNN(Module):
     >>> out = net([((0, 1), 2), (2, 2)])
     >>> out.o.shape, out.depth
     ((2, 3), [2, 1])
+    >>> len(net(((0, 1), 2), per_node=True).nodes)    # 3 leaves + 2 internal nodes
+    5
     """
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
-                 rng: Any = None, dtype: Any = np.float64, name: str | None = None) -> None:
+                 rng: Any = None, dtype: Any = np.float64, name: str | None = None,
+                 per_node: bool = False) -> None:
         super().__init__(name or "recursive")
+        self.per_node = bool(per_node)
         r = make_rng(rng)
         H = hidden_size
         self.input_size, self.hidden_size, self.output_size = input_size, H, output_size
@@ -120,14 +134,29 @@ class RecursiveNN(Module):
             f.roots.append(done[0])
         return f
 
-    def forward(self, trees: Any) -> TreeOutput:
-        """Compose every tree bottom-up; `trees` is one tree or a list of trees."""
+    def forward(self, trees: Any, per_node: bool | None = None) -> TreeOutput:
+        """Compose every tree bottom-up.
+
+        Parameters
+        ----------
+        trees : tree or list of trees
+            A tree is an int leaf or a 2-tuple (left, right) of trees.
+        per_node : bool, optional
+            Record one composition per node (True) or one per height (False); None takes the
+            module's default. Both give the same numbers.
+
+        Returns
+        -------
+        TreeOutput
+        """
         if isinstance(trees, (tuple, int, np.integer)):
             trees = [trees]
         if not isinstance(trees, list) or not trees:
             raise ValueError(f"{who(self)}: expected a tree (nested 2-tuples of int leaves) or a "
                              f"non-empty list of trees, got {type(trees).__name__}")
         f = self._flatten(trees)
+        if self.per_node if per_node is None else per_node:
+            return self._per_node(f)
         height = np.asarray(f.height)
         left, right, symbol = np.asarray(f.left), np.asarray(f.right), np.asarray(f.symbol)
         # row of each node inside the table of all levels computed so far (levels in order)
@@ -153,6 +182,27 @@ class RecursiveNN(Module):
         o = None if self.output_size is None else (root @ self.V.T + self.c).named("o")
         return TreeOutput(o=o, root=root, levels=levels,
                           depth=[int(height[r]) for r in f.roots])
+
+    def _per_node(self, f: _Flat) -> TreeOutput:
+        """One composition per node, in post-order (children before parents, leaves left to
+        right), each inside ``tg.step(height)``; named x (leaf symbol) and h (state)."""
+        UT, WT = Transposed(self.U), Transposed(self.W)   # once, or per node (per_step_copies)
+        h: list[Tensor] = []
+        levels: list[list[Tensor]] = [[] for _ in range(max(f.height) + 1)]
+        for i, k in enumerate(f.height):
+            with tg.step(k):
+                if k == 0:
+                    x = tg.tensor(np.int64(f.symbol[i]), name="x")
+                    hi = tg.tanh(tg.embedding(UT(), x) + self.b).named("h")           # (H,)
+                else:
+                    hc = tg.concat([h[f.left[i]], h[f.right[i]]], axis=0)          # (2H,)
+                    hi = tg.tanh(hc @ WT() + self.b).named("h")                       # (H,)
+            h.append(hi)
+            levels[k].append(hi)
+        root = tg.stack([h[r] for r in f.roots], axis=0)                            # (B, H)
+        o = None if self.output_size is None else (root @ self.V.T + self.c).named("o")
+        return TreeOutput(o=o, root=root, levels=levels,
+                          depth=[f.height[r] for r in f.roots], nodes=h)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, {self.output_size}"
