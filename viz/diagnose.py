@@ -101,7 +101,8 @@ def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Serie
     -------
     list of Series
         One per role that a delay edge enters, in role order; ``variable`` is the name, or
-        ``scope/name`` when two recurrent roles share a name.
+        ``scope/name`` when two recurrent roles share a name. Several members at one step (the
+        nodes of one height of a tree recorded per node) give one norm, the norm of them all.
 
     Examples
     --------
@@ -118,13 +119,25 @@ def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Serie
         d = F.nodes[r]
         members = sorted((G.nodes[m]["step"], G.nodes[m]["grad_norm"]) for m in d["members"]
                          if G.nodes[m]["step"] is not None)
-        pairs = [(s, float(g)) for s, g in members if g is not None]
+        pairs = _per_step([(s, float(g)) for s, g in members if g is not None])
         if pairs:
             found.append((d, 1 if max(lags) > 0 else -1, pairs))
     names = [d["name"] for d, _, _ in found]
     return [Series(d["name"] if names.count(d["name"]) == 1 else f"{d['scope']}/{d['name']}",
                    d["scope"], direction, tuple(s for s, _ in pairs),
                    tuple(g for _, g in pairs)) for d, direction, pairs in found]
+
+
+def _per_step(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """One norm per step: several members of one step (the nodes of one height of a tree
+    recorded per node) count as one vector, sqrt(sum of squares), as when batched."""
+    out: list[tuple[int, float]] = []
+    for s, g in pairs:  # sorted by step
+        if out and out[-1][0] == s:
+            out[-1] = (s, math.hypot(out[-1][1], g))
+        else:
+            out.append((s, g))
+    return out
 
 
 def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,

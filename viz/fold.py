@@ -4,7 +4,8 @@ Flow: viz.schema / viz.levels -> **viz.fold** -> viz.folded (drawing), viz.grads
 
 The folded graph is a quotient of the unfolded one. Nodes that play the same *role* at different
 time steps merge: same scope, op, kind, name and parameters, and the same position among such
-nodes within their step (the 2nd matmul reading W in step 7 is the 2nd in step 8). Nodes outside
+nodes within their step (the 2nd matmul reading W in step 7 is the 2nd in step 8; a step made of
+unlinked pieces, like the nodes of one height of a tree, counts per piece). Nodes outside
 any step are their own role. Edges between two steps of one timeline become *delay* edges (the
 book's black square), labelled with the parameter they carry. A role reading itself from the step
 before is a self-loop. ``networkx.quotient_graph`` drops edges inside a block, so the contraction
@@ -25,7 +26,8 @@ from .timeline import is_delay, timelines
 def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
     """Map each node to its role key (equal keys merge when folding).
 
-    Step-tagged nodes: (scope, op, kind, name, param, position among such nodes in the step).
+    Step-tagged nodes: (scope, op, kind, name, param, position among such nodes in the step's
+    piece, see `step_pieces`).
     Outside steps: named input leaves of one scope merge (the leaves of a recursive net), and so
     do chains of identical ops feeding each other (``total = total + L`` written at top level);
     every other node is its own role.
@@ -33,12 +35,13 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
     counters: dict[tuple, int] = {}
     keys: dict[Any, tuple] = {}
     chain: dict[Any, Any] = {}  # union-find over untagged ops for the chains
+    piece = step_pieces(G)
     for n in sorted(G, key=sort_key):
         d = G.nodes[n]
         base = (d["scope"], d["op"], d["kind"], d["name"] or "", d["param"] or "")
         if d["step"] is not None:
-            k = counters.get((d["step"],) + base, 0)
-            counters[(d["step"],) + base] = k + 1
+            k = counters.get((piece[n],) + base, 0)
+            counters[(piece[n],) + base] = k + 1
             keys[n] = ("role",) + base + (k,)
         elif d["kind"] in ("input", "const") and d["name"] and not G.in_degree(n):
             keys[n] = ("leaf",) + base
@@ -56,6 +59,24 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
         if root != n:
             keys[n] = keys[root]
     return keys
+
+
+def step_pieces(G: nx.DiGraph) -> dict[Any, Any]:
+    """Map each step-tagged node to its *piece*: its connected part of its step's subgraph.
+
+    A recurrent step is one piece (x(t), h(t), o(t), L(t) are linked within the step), so a
+    node's position in its piece is its position in its step. A recursive net recorded per
+    node has one piece per tree node at each height (each composition reads only the nodes
+    below it): positions counted per piece make every node's h the same role, so the folded
+    graph does not depend on the tree. The piece id is its first node (tape order).
+    """
+    parent = {n: n for n, d in G.nodes(data=True) if d["step"] is not None}
+    for u, v in G.edges:
+        if u in parent and v in parent and G.nodes[u]["step"] == G.nodes[v]["step"]:
+            ru, rv = _find(parent, u), _find(parent, v)
+            if ru != rv:
+                parent[max(ru, rv, key=sort_key)] = min(ru, rv, key=sort_key)
+    return {n: _find(parent, n) for n in parent}
 
 
 def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:

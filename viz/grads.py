@@ -10,6 +10,7 @@ a whole graph lives in :mod:`viz.diagnose`.
 from __future__ import annotations
 
 import math
+from html import escape
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -86,6 +87,19 @@ def node_overlay(norm: Any, scale: Scale, stats: tuple | None = None) -> tuple[d
         attrs.update(color=EXPLODE, peripheries="2", penwidth="2")
         note += " ↑"
     return attrs, note
+
+
+def overlay_node(attrs: dict, norm: Any, scale: Scale) -> dict:
+    """``attrs`` of an unfolded node with its gradient overlay: colours, and the norm written
+    small under its label (a circle becomes an ellipse, which holds two lines)."""
+    over, note = node_overlay(norm, scale)
+    attrs.update(over)
+    if note:
+        attrs["label"] = attrs["label"][:-1] + \
+            f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
+        if attrs.get("shape") == "circle":  # a circle round a two-line label balloons
+            attrs.update(shape="ellipse", margin="0.04,0.02")
+    return attrs
 
 
 def edge_overlay(norm: Any, scale: Scale) -> dict:

@@ -6,7 +6,8 @@ Layout (Graphviz ``dot``, ``rankdir=BT`` so inputs sit at the bottom and losses 
 book): every role (h, o, the matmul reading W, ...) is one ``rank=same`` row; invisible edges
 chain each row left to right so columns follow time, and a ``group`` per column keeps a step's
 nodes stacked straight. Edges between steps do not constrain ranks. Long sequences keep the
-first and last steps and put one "⋯ (n steps)" column between them.
+first and last steps and put one "⋯ (n steps)" column between them. A tree (a recursive net
+recorded per node) is not a sequence: viz.tree draws it bottom-up as fig. 10.14.
 """
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ from typing import Any
 import networkx as nx
 
 from .fold import param_reads, role_keys
-from .grads import Scale, edge_overlay, legend, node_overlay
+from .grads import Scale, edge_overlay, legend, overlay_node
 from .levels import choose_level, param_expressions, variable_level
 from .render import Figure
 from .schema import MARK, load, sort_key
 from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
                     node_attrs, op_label, var_label)
 from .timeline import columns, is_delay, timelines
+from .tree import is_tree, tree_figure, tree_graph
 
 DEFAULT_MAX_STEPS = 8
 STATE_NAMES = ("h", "g", "s", "z", "a")
@@ -52,6 +54,10 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
         parameter copies have ids ``"<param id>@c<col>"``. Edges keep their attributes plus
         ``delay`` (joins two steps of one timeline).
 
+        A recursive net recorded per node (several unlinked nodes named h in one step: a tree,
+        see `viz.tree`) gives instead :func:`viz.tree.tree_graph`: graph attribute
+        ``layout="tree"``, nodes with ``tier``, ``position`` and ``leaf``, drawn whole.
+
     Examples
     --------
     >>> V = unfolded_graph(G, max_steps=6)                              # doctest: +SKIP
@@ -65,6 +71,8 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 2):
         raise ValueError(f"unfolded: max_steps must be an int >= 2 or None, got {max_steps!r}")
     full = load(graph)
+    if is_tree(full):  # a recursive net recorded per node: drawn as the tree it is, whole
+        return tree_graph(variable_level(full) if level == "variable" else full)
     col_of, cols = columns(full, max_steps)
     tl = timelines(full)
     G = _trim(full, col_of, cols)
@@ -186,6 +194,8 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     -------
     viz.render.Figure
         A ``graphviz.Digraph``; ``.source`` is the DOT text, ``viz.render(fig, "x.png")`` draws it.
+        A tree recorded per node is drawn as a tree (leaves in one row, each h above its
+        children); ``max_steps`` and ``params`` do not apply to it.
 
     Examples
     --------
@@ -194,6 +204,8 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     """
     G, level, note = choose_level(graph, level)
     V = unfolded_graph(G, level, max_steps, params)
+    if V.graph.get("layout") == "tree":
+        return tree_figure(V, level, grads, note)
     fig = Figure(name="unfolded", graph_attr=dict(GRAPH_ATTR), node_attr=dict(NODE_ATTR),
                  edge_attr=dict(EDGE_ATTR))
     if note:
@@ -351,19 +363,7 @@ def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) 
     else:
         label = op_label(d, d["step"], show_step=True)
     attrs = node_attrs(d, label, level)
-    if scale is not None:
-        over, note = node_overlay(d["grad_norm"], scale)
-        attrs.update(over)
-        if note:
-            attrs["label"] = _with_note(attrs["label"], note)
-            if attrs.get("shape") == "circle":  # a circle round a two-line label balloons
-                attrs.update(shape="ellipse", margin="0.04,0.02")
-    return attrs
-
-
-def _with_note(label: str, note: str) -> str:
-    from html import escape
-    return label[:-1] + f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
+    return overlay_node(attrs, d["grad_norm"], scale) if scale is not None else attrs
 
 
 def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
