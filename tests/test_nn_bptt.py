@@ -156,3 +156,32 @@ def test_int_ids_equal_one_hot_inputs():
     b.backward()
     assert abs(a.item() - b.item()) < 1e-12
     np.testing.assert_allclose(ga, rnn.cell.U.grad, atol=1e-13)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_loss_through_yhat_equals_the_seed_formulas(masked):
+    # L(t) = -log yhat(t)[y(t)] with yhat(t) = softmax(o(t)) recorded, as eq. 10.8-10.11 write it
+    size = dict(B=3, T=6, D=4, H=5, K=6, seed=7)
+    p, x, y = random_elman(**size)
+    rnn = elman_from(p, 4, 5, 6)
+    mask = (np.arange(6)[None] < np.array([[6], [2], [4]])) if masked else None
+    loss = nn.sequence_loss(rnn(x).o, y, mask=mask, reduction="sum", yhat=True)
+    loss.backward()
+    g = tg.trace(loss)
+    yhats = [n for n in g.nodes if n["name"] == "yhat"]
+    assert [n["step"] for n in yhats] == list(range(1, 7)) and yhats[0]["op"] == "softmax"
+    ys = [n for n in g.nodes if n["name"] == "y"]       # the targets y(t) are nodes of the graph
+    assert [n["step"] for n in ys] == list(range(1, 7)) and ys[0]["kind"] == "input"
+    if not masked:
+        ref = elman_bptt(**p, x=x, y=y)
+        assert abs(loss.item() - ref["loss"]) <= 1e-12 * abs(ref["loss"])
+        for k, q in {"U": rnn.cell.U, "W": rnn.cell.W, "b": rnn.cell.b, "V": rnn.V,
+                     "c": rnn.c}.items():
+            assert rel_err(q.grad, ref[k]) < 1e-10, k
+    else:
+        fused = elman_from(p, 4, 5, 6)
+        nn.sequence_loss(fused(x).o, y, mask=mask, reduction="sum").backward()
+        for (k, q), (_, f) in zip(rnn.named_parameters(), fused.named_parameters()):
+            np.testing.assert_allclose(q.grad, f.grad, rtol=1e-10, atol=1e-13)
+    with pytest.raises(ValueError, match="yhat=True.*per_step=True"):
+        nn.sequence_loss(rnn(x).o, y, per_step=False, yhat=True)

@@ -111,3 +111,27 @@ def test_max_ties_share_the_gradient():
     x = tg.tensor(np.array([3.0, 1.0, 3.0]), requires_grad=True)
     x.max().backward()
     np.testing.assert_array_equal(x.grad, [0.5, 0.0, 0.5])
+
+
+def test_number_to_the_power_of_a_tensor():
+    x = tg.tensor([0.5, 2.0], requires_grad=True)
+    y = 2 ** x
+    np.testing.assert_allclose(y.data, 2 ** x.data)
+    assert tg.gradcheck(lambda t: 3.0 ** t, [x]).ok
+    with pytest.raises(TypeError, match="pow at top level: number \\*\\* Tensor needs a positive"):
+        (-2) ** x
+
+
+def test_float32_gradients_agree_with_float64():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    grads = {}
+    for dt in (np.float32, np.float64):
+        x = tg.tensor(a.astype(dt), requires_grad=True)
+        w = tg.tensor(b.astype(dt), requires_grad=True)
+        loss = tg.cross_entropy(tg.tanh(x @ w), np.array([0, 1, 1]))
+        loss.backward()
+        grads[dt] = (x.grad, w.grad)
+    for g32, g64 in zip(grads[np.float32], grads[np.float64]):
+        assert g32.dtype == np.float32
+        np.testing.assert_allclose(g32, g64, rtol=1e-4, atol=1e-6)

@@ -10,10 +10,11 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 UNARY = {
-    "tanh": tg.tanh, "sigmoid": tg.sigmoid, "exp": lambda x: tg.exp(x * 0.3),
-    "log": lambda x: tg.log(x * x + 1.0), "neg": lambda x: -x, "square": lambda x: x ** 2,
+    # values stay bounded (exp of a tanh): finite differences of huge values would lose all digits
+    "tanh": tg.tanh, "sigmoid": tg.sigmoid, "exp": lambda x: tg.exp(tg.tanh(x)),
+    "log": lambda x: tg.log(x * x + 1.0), "neg": lambda x: -x, "square": lambda x: tg.tanh(x) ** 2,
     "softmax": lambda x: tg.softmax(x, axis=-1), "log_softmax": lambda x: tg.log_softmax(x),
-    "T": lambda x: (x.T * 2.0).T, "sum0": lambda x: tg.sum(x, axis=0, keepdims=True) + x,
+    "T": lambda x: (x.T * 0.5).T, "sum0": lambda x: tg.sum(x, axis=0, keepdims=True) + x,
     "mean1": lambda x: tg.mean(x, axis=1, keepdims=True) * x,
 }
 BINARY = {

@@ -104,3 +104,15 @@ def test_embedding_bad_ids():
     w = tg.Parameter(np.zeros((5, 2)), name="E")
     with pytest.raises(ValueError, match=r"embedding.*\[0, 5\)"):
         tg.embedding(w, np.array([1, 5]))
+
+
+def test_split_axis_out_of_range_names_the_op():
+    x = tg.tensor(np.ones((2, 4)), requires_grad=True)
+    with tg.scope("enc"), tg.step(2):
+        with pytest.raises(ValueError, match=r"split at enc step 2: axis 3 is out of range"):
+            tg.split(x, 2, axis=3)
+
+
+def test_targets_may_be_a_plain_list():
+    logits = tg.tensor(np.zeros((3, 4)), requires_grad=True)
+    assert tg.cross_entropy(logits, [0, 1, 3]).item() == pytest.approx(np.log(4))

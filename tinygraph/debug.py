@@ -63,7 +63,8 @@ def check_backward(tape: Any, i: int, j: int, g: np.ndarray) -> None:
         node, target = tape.node(i), tape.node(j)
         raise AnomalyError(
             f"backward: the gradient that {node.op}{_tp.where(node.scope, node.step)} sends to its "
-            f"input ({target.op} {target.name or ''}, shape {target.shape}) is non-finite "
+            f"input ({target.op}{' ' + target.name if target.name else ''}, shape "
+            f"{target.shape}) is non-finite "
             f"({_summary(g)}); the op was created at {node.src}")
 
 

@@ -19,6 +19,8 @@ from .tensor import Tensor, apply, as_tensor
 def _t(x: Any, op: str) -> Tensor:
     if isinstance(x, Tensor):
         return x
+    if isinstance(x, (list, tuple)):  # class ids, targets: a plain list is fine
+        x = np.asarray(x)
     return as_tensor(x, op=op)
 
 
@@ -150,6 +152,9 @@ def _seq(tensors: Sequence[Any], op: str) -> tuple:
 
 def split(a: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Split into pieces of `split_size` (int) or of the given sizes (list), as torch.split."""
+    if not -a.ndim <= axis < a.ndim:
+        raise ValueError(f"split{_where()}: axis {axis} is out of range for a tensor of shape "
+                         f"{a.shape}")
     n = a.shape[axis]
     if isinstance(split_size_or_sections, (int, np.integer)):
         size = int(split_size_or_sections)
@@ -220,6 +225,11 @@ def cross_entropy(logits: Tensor, targets: Any, reduction: str = "mean") -> Tens
                  reduction=reduction)
 
 
+def nll_loss(logp: Tensor, targets: Any, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood: -logp[..., target] for log-probabilities and integer targets."""
+    return apply(N.NllLoss, (logp, _t(targets, "nll_loss")), reduction=reduction)
+
+
 def mse_loss(pred: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean (or summed) squared error."""
     return apply(N.MseLoss, (pred, as_tensor(target, pred, "mse_loss")),
@@ -240,6 +250,14 @@ builtin_sum = _builtins.sum
 # Tensor methods and Python operators
 # ------------------------------------------------------------------------------------------------
 
+def _rpow(a: Tensor, base: Any) -> Tensor:
+    """base ** a for a positive number `base`: exp(a log(base))."""
+    if not np.isscalar(base) or isinstance(base, (str, bytes)) or not base > 0:
+        raise TypeError(f"pow{_where()}: number ** Tensor needs a positive number as the base, "
+                        f"got {base!r}")
+    return exp(a * float(np.log(base)))
+
+
 def _install() -> None:
     T = Tensor
     T.__add__ = lambda a, b: _binary(M.Add, a, b)
@@ -253,6 +271,7 @@ def _install() -> None:
     T.__matmul__ = lambda a, b: matmul(a, b)
     T.__rmatmul__ = lambda a, b: matmul(b, a)
     T.__pow__ = lambda a, p: pow(a, p)
+    T.__rpow__ = _rpow
     T.__neg__ = lambda a: apply(M.Neg, (a,))
     T.__getitem__ = getitem
     for fn in (exp, log, tanh, sigmoid, relu, sum, mean, max, reshape, transpose, softmax,

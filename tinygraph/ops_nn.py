@@ -88,6 +88,31 @@ class CrossEntropy:
         return (d.reshape(shape), None)
 
 
+@defop("nll_loss", examples=lambda r: [
+    ([r.standard_normal((4, 5)), r.integers(0, 5, 4)], {"reduction": red})
+    for red in _REDUCTIONS])
+class NllLoss:
+    """Negative log-likelihood of log-probabilities (..., K) at integer targets (...)."""
+
+    def forward(logp, targets, reduction="mean"):
+        _check_reduction(reduction)
+        _check_targets(logp, targets)
+        k = logp.shape[-1]
+        t = targets.reshape(-1)
+        losses = -logp.reshape(-1, k)[np.arange(t.size), t]
+        n = max(losses.size, 1)
+        out = losses.reshape(targets.shape) if reduction == "none" else \
+            losses.sum() / (n if reduction == "mean" else 1)
+        return np.asarray(out, dtype=logp.dtype), (t, reduction, n, logp.shape, logp.dtype)
+
+    def backward(g, saved, need):
+        t, reduction, n, shape, dtype = saved
+        d = np.zeros((t.size, shape[-1]), dtype=dtype)
+        scale = g.reshape(-1) if reduction == "none" else (g / n if reduction == "mean" else g)
+        d[np.arange(t.size), t] = -scale
+        return (d.reshape(shape), None)
+
+
 @defop("mse_loss", examples=lambda r: [([r.standard_normal((3, 4)), r.standard_normal((3, 4))],
                                         {"reduction": red}) for red in _REDUCTIONS])
 class MseLoss:

@@ -15,7 +15,8 @@ from tinygraph.tensor import Tensor
 
 
 def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str = "mean",
-                  steps: Sequence[int] | None = None, per_step: bool = True) -> Tensor:
+                  steps: Sequence[int] | None = None, per_step: bool = True,
+                  yhat: bool = False) -> Tensor:
     """Cross-entropy summed over the steps of a sequence: L = sum_t L(t) (eq. 10.12-10.14).
 
     Parameters
@@ -33,6 +34,10 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     per_step : bool
         True records one L(t) per step (the book's graph); False stacks the o(t) and records a
         single cross-entropy over all steps: the same value and gradients with fewer ops.
+    yhat : bool
+        Record ŷ(t) = softmax(o(t)) (named ``yhat``) and L(t) = -log ŷ(t)[y(t)] from it, as
+        eq. 10.8-10.11 write it, instead of the fused, more stable cross-entropy (the same
+        value; slower). Needs ``per_step=True``.
 
     Returns
     -------
@@ -48,6 +53,9 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     m = None if mask is None else np.asarray(mask, dtype=bool)
     if m is not None and m.shape != y.shape:
         raise ValueError(f"sequence_loss: mask of shape {m.shape} does not match y {y.shape}")
+    if yhat and not per_step:
+        raise ValueError("sequence_loss: yhat=True records one yhat(t) per step; it needs "
+                         "per_step=True")
     if not per_step:
         logits = o[0][:, None] if len(o) == 1 else tg.stack(list(o), axis=1)   # (B, tau, K)
         if m is None:
@@ -61,7 +69,13 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     for k, (ot, t) in enumerate(zip(o, steps)):
         with tg.step(t):
             yt = tg.tensor(y[:, k], name="y")     # the target y(t): a node of the book's figure
-            if m is None:
+            if yhat:                               # L(t) = -log yhat(t)[y(t)], eq. 10.11
+                yh = tg.softmax(ot).named("yhat")
+                if m is None:
+                    lt = tg.nll_loss(tg.log(yh), yt, reduction="sum")
+                else:
+                    lt = (tg.nll_loss(tg.log(yh), yt, reduction="none") * m[:, k]).sum()
+            elif m is None:
                 lt = tg.cross_entropy(ot, yt, reduction="sum")
             else:
                 lt = (tg.cross_entropy(ot, yt, reduction="none") * m[:, k]).sum()
