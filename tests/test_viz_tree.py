@@ -90,6 +90,8 @@ def test_tree_overlay_and_op_level_draw_too():
     assert src.count("‖∇‖") >= 11 and "penwidth" in src
     op = viz.unfolded(g, level="op")
     assert op.source.count("concat") == 5 and "tier0" in op.source
+    params = re.search(r"subgraph params \{(.*?)\n\t\}", op.source, re.S).group(1)
+    assert "rank=source" in params and params.count("shape=box") == 5   # U W b V c, once
 
 
 def test_folded_tree_is_one_h_with_a_w_loop_for_any_tree_and_either_mode():

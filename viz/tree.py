@@ -131,12 +131,20 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
                 if T.nodes[v]["tier"] is not None and T.nodes[v]["step"] == T.nodes[n]["step"]:
                     group.setdefault(v, group[n])
     tiers: dict[int, list] = {}
+    params: list = []
     for n in sorted(T, key=sort_key):
         d = T.nodes[n]
         if d["tier"] is not None:
             tiers.setdefault(d["tier"], []).append(n)
+        elif d["kind"] == "param":
+            params.append(n)
         else:
             fig.node(ids[n], **_node_view(T, n, level, scale, group.get(n)))
+    if params:  # op level: the shared weights in one row under the leaves, as in the columns
+        with fig.subgraph(name="params") as sub:
+            sub.attr(rank="source")
+            for n in params:
+                sub.node(ids[n], **_node_view(T, n, level, scale, None))
     for tier in sorted(tiers):
         members = sorted(tiers[tier], key=lambda n: T.nodes[n]["position"])
         with fig.subgraph(name=f"tier{tier}") as sub:
