@@ -48,12 +48,14 @@ class SequenceInput:
         self.tracked = self.tensor is not None and (self.tensor.requires_grad or
                                                     self.tensor.op is not None)
         self.batch, self.length = self.data.shape[:2]
+        # time-major copy: x(t) is then a contiguous (B, D) block, which matmul reads faster
+        self.steps = None if self.tracked else np.ascontiguousarray(np.swapaxes(self.data, 0, 1))
 
     def at(self, t: int) -> Tensor:
         """x(t) for t = 1..T."""
         if self.tracked:
             return self.tensor[:, t - 1].named("x")
-        return tg.tensor(self.data[:, t - 1], name="x")
+        return tg.tensor(self.steps[t - 1], name="x")
 
 
 def length_masks(mod: Module, lengths: Any, batch: int, T: int) -> np.ndarray | None:
