@@ -43,7 +43,6 @@ def test_truncated_bptt_memory_is_flat_in_T():
 
 def test_without_truncation_memory_grows_with_T():
     # the control: the same measurement does see growth when nothing is cut
-    prog_root = None  # noqa: F841
     import pathlib
     root = str(pathlib.Path(__file__).resolve().parents[1])
     prog = PROG.replace("(t + 1) % 100 == 0", "t == T - 1").format(root=root)

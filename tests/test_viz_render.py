@@ -14,7 +14,6 @@ import pytest
 
 import graphs
 import viz
-from viz import render as render_mod
 
 VIZ_DIR = pathlib.Path(viz.__file__).parent
 ROOT = VIZ_DIR.parent

@@ -13,8 +13,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import networkx as nx
-
 from .diagnose import recurrent_series
 from .schema import is_finite, load
 

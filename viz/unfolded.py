@@ -20,7 +20,7 @@ from .grads import Scale, edge_overlay, legend, overlay_node
 from .levels import choose_level, param_expressions, variable_level
 from .render import Figure
 from .schema import MARK, load, sort_key
-from .style import (DELAY_ATTRS, EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
+from .style import (EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
                     node_attrs, op_label, var_label)
 from .timeline import columns, is_delay, timelines
 from .tree import is_tree, tree_figure, tree_graph
