@@ -44,9 +44,9 @@ EXPECTED_DELAYS = {  # variable level: (source, target, parameter) of every recu
     "jordan": [("o", "h", "R")],
     "teacher_forcing": [("y", "h", "R")],
     "single_output": [("h", "h", "W")],
-    "bidirectional": [("g", "g", "W"), ("h", "h", "W")],
-    "seq2seq": [("h", "h", "W"), ("h", "h", "W"), ("y", "h", "R")],
-    "deep_stacked": [("h", "h", "W"), ("h", "h", "W")],
+    "bidirectional": [("g", "g", "W_bwd"), ("h", "h", "W_fwd")],
+    "seq2seq": [("h_dec", "h_dec", "W_dec"), ("h_enc", "h_enc", "W_enc"), ("y", "h_dec", "R")],
+    "deep_stacked": [("h_1", "h_1", "W_1"), ("h_2", "h_2", "W_2")],
     "deep_transition": [("h", "a", "W1")],
     "deep_skip": [("h", "a", "W1"), ("h", "h", "Ws")],
     "tree": [("h", "h", "W")],
@@ -62,7 +62,8 @@ def test_recurrent_edges_and_their_parameters(arch):
 
 def test_elman_variable_level_is_the_book_figure():
     F = viz.fold(graphs.elman(5))
-    assert sorted(names(F, r) for r in F) == ["L", "L", "h", "o", "x", "y", "yhat"]
+    # one L: the total joins the per-step L(t), as in the book
+    assert sorted(names(F, r) for r in F) == ["L", "h", "o", "x", "y", "yhat"]
     edges = {(names(F, u), names(F, v)): e["label"] for u, v, e in F.edges(data=True)}
     assert edges[("x", "h")] == "U" and edges[("h", "o")] == "V" and edges[("h", "h")] == "W"
     assert [names(F, r) for r in nx.nodes_with_selfloops(F)] == ["h"]

@@ -54,7 +54,7 @@ def test_render_svg_and_png_are_real_and_readable(tmp_path):
     G = graphs.elman(6)
     svg = viz.render(viz.folded(G), tmp_path / "f.svg")
     text = open(svg, encoding="utf-8").read()
-    assert text.lstrip().startswith("<?xml") and "<svg" in text and text.count("<g id=\"node") == 8
+    assert text.lstrip().startswith("<?xml") and "<svg" in text and text.count("<g id=\"node") == 7
     assert os.path.exists(tmp_path / "f.dot")
     png = viz.render(viz.unfolded(G, max_steps=4), tmp_path / "u.png")
     w, h = png_size(open(png, "rb").read())
@@ -158,9 +158,9 @@ def test_layout_steps_run_left_to_right_and_the_decoder_sits_above_the_encoder()
     V = viz.unfolded_graph(G, max_steps=None)
     pos = dot_positions(viz.unfolded(G, max_steps=None).source)
     enc = sorted((d["step"], pos[f"n{n}"]) for n, d in V.nodes(data=True)
-                 if d["name"] == "h" and d["scope"] == "encoder")
+                 if d["name"] == "h_enc" and d["scope"] == "encoder")
     dec = sorted((d["step"], pos[f"n{n}"]) for n, d in V.nodes(data=True)
-                 if d["name"] == "h" and d["scope"] == "decoder")
+                 if d["name"] == "h_dec" and d["scope"] == "decoder")
     for line in (enc, dec):
         xs = [p[0] for _, p in line]
         assert xs == sorted(xs) and len(set(xs)) == len(xs)  # steps left to right

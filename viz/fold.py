@@ -19,7 +19,8 @@ from typing import Any
 import networkx as nx
 
 from .levels import param_expressions, variable_level
-from .schema import MARK, is_finite, load, params_of, sort_key
+from .names import prepare
+from .schema import MARK, is_finite, params_of, sort_key
 from .timeline import is_delay, timelines
 
 
@@ -34,7 +35,8 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
     """
     counters: dict[tuple, int] = {}
     keys: dict[Any, tuple] = {}
-    chain: dict[Any, Any] = {}  # union-find over untagged ops for the chains
+    chain = nx.utils.UnionFind()  # over untagged ops, for the chains
+    untagged_ops = []
     piece = step_pieces(G)
     for n in sorted(G, key=sort_key):
         d = G.nodes[n]
@@ -48,17 +50,34 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
         else:
             keys[n] = ("node", sort_key(n))
             if d["kind"] == "op":
-                chain[n] = n
+                untagged_ops.append(n)
+    ops = set(untagged_ops)
     for u, v in G.edges:
-        if u in chain and v in chain and keys_equal_base(G, u, v):
-            ru, rv = _find(chain, u), _find(chain, v)
-            if ru != rv:
-                chain[max(ru, rv, key=sort_key)] = min(ru, rv, key=sort_key)
-    for n in chain:
-        root = _find(chain, n)
-        if root != n:
-            keys[n] = keys[root]
+        if u in ops and v in ops and keys_equal_base(G, u, v):
+            chain.union(u, v)
+    for block in chain.to_sets():
+        first = min(block, key=sort_key)
+        for n in block:
+            keys[n] = keys[first]
+    _totals_join_their_terms(G, keys)
     return keys
+
+
+def _totals_join_their_terms(G: nx.DiGraph, keys: dict) -> None:
+    """The total L = sum of the L(t) is the book's one L: it joins the role of its terms.
+
+    A named node outside steps whose inputs are all one step-tagged role of its own name (at
+    the variable level, the sum's chain is already contracted) is that role's total.
+    """
+    for n in sorted(G, key=sort_key):
+        d = G.nodes[n]
+        if d["step"] is not None or not d["name"] or not G.in_degree(n):
+            continue
+        preds = list(G.predecessors(n))
+        roles = {keys[p] for p in preds}
+        if len(roles) == 1 and all(G.nodes[p]["name"] == d["name"] and
+                                   G.nodes[p]["step"] is not None for p in preds):
+            keys[n] = roles.pop()
 
 
 def step_pieces(G: nx.DiGraph) -> dict[Any, Any]:
@@ -70,27 +89,17 @@ def step_pieces(G: nx.DiGraph) -> dict[Any, Any]:
     below it): positions counted per piece make every node's h the same role, so the folded
     graph does not depend on the tree. The piece id is its first node (tape order).
     """
-    parent = {n: n for n, d in G.nodes(data=True) if d["step"] is not None}
+    uf = nx.utils.UnionFind(n for n, d in G.nodes(data=True) if d["step"] is not None)
+    tagged = set(uf.parents)
     for u, v in G.edges:
-        if u in parent and v in parent and G.nodes[u]["step"] == G.nodes[v]["step"]:
-            ru, rv = _find(parent, u), _find(parent, v)
-            if ru != rv:
-                parent[max(ru, rv, key=sort_key)] = min(ru, rv, key=sort_key)
-    return {n: _find(parent, n) for n in parent}
+        if u in tagged and v in tagged and G.nodes[u]["step"] == G.nodes[v]["step"]:
+            uf.union(u, v)
+    return {n: min(block, key=sort_key) for block in uf.to_sets() for n in block}
 
 
 def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
     a, b = G.nodes[u], G.nodes[v]
     return all(a[k] == b[k] for k in ("scope", "op", "kind", "name", "param"))
-
-
-def _find(parent: dict, n: Any) -> Any:
-    root = n
-    while parent[root] != root:
-        root = parent[root]
-    while parent[n] != root:
-        parent[n], n = root, parent[n]
-    return root
 
 
 def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
@@ -110,7 +119,8 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         schema attributes of the role's first member, plus ``members`` (original ids, tape
         order), ``count``, ``steps`` (sorted distinct steps, empty outside steps),
         ``grad_stats`` (``(min, median, max)`` of the finite gradient norms, or None) and
-        ``nonfinite`` (how many members have a NaN/inf gradient norm), and ``initial`` (the
+        ``nonfinite`` (how many members have a NaN/inf gradient norm), ``timeline`` (the time
+        axis of its steps, see `viz.timeline`, or None), and ``initial`` (the
         step difference) on a one-off leaf that starts a loop, like h(0). Edge attributes:
         ``same`` / ``delay`` (how many unfolded edges within a step / across steps it stands
         for), ``lags`` (sorted step differences of the delay edges: 1 forward, -1 backward),
@@ -125,7 +135,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     """
     if level not in ("variable", "op"):
         raise ValueError(f"fold: level must be 'variable' or 'op', got {level!r}")
-    G = variable_level(graph) if level == "variable" else load(graph)
+    G = variable_level(graph) if level == "variable" else prepare(graph)
     tl = timelines(G)
     keys = role_keys(G)
     pexpr = param_expressions(G) if level == "op" else {}
@@ -141,11 +151,12 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         if r is None:
             r = role_id[key] = len(role_id)
             F.add_node(r, **G.nodes[n])
-            F.nodes[r].update(members=[], steps=set(), _grads=[])
+            F.nodes[r].update(members=[], steps=set(), _grads=[], timeline=None)
         fd = F.nodes[r]
         fd["members"].append(n)
         if G.nodes[n]["step"] is not None:
             fd["steps"].add(G.nodes[n]["step"])
+            fd["timeline"] = tl.get(G.nodes[n]["scope"])
         fd["_grads"].append(G.nodes[n]["grad_norm"])
     for r, fd in F.nodes(data=True):
         fd["count"] = len(fd["members"])
@@ -153,6 +164,8 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         fd["grad_stats"], fd["nonfinite"] = _stats(fd.pop("_grads"))
     for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
         ru, rv = role_id[keys[u]], role_id[keys[v]]
+        if ru == rv and not is_delay(G, u, v, tl):
+            continue  # inside one role (the L(t) summed into the total L): no loop to draw
         if not F.has_edge(ru, rv):
             F.add_edge(ru, rv, same=0, delay=0, lags=set(), label=[], _cut=0, _grads=[])
         fe = F.edges[ru, rv]
@@ -212,6 +225,6 @@ def _stats(values: list) -> tuple[tuple[float, float, float] | None, int]:
 
 def roles(graph: Any, level: str = "variable") -> dict[Any, int]:
     """Map each node of the (level-contracted) recorded graph to its folded role id."""
-    G = variable_level(graph) if level == "variable" else load(graph)
+    G = variable_level(graph) if level == "variable" else prepare(graph)
     F = fold(G, level="op")  # G is already at the wanted level
     return {m: r for r, d in F.nodes(data=True) for m in d["members"]}

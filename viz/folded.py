@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import networkx as nx
+
 from .fold import fold
+from .grads import Scale
+from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
 from .levels import choose_level
-from .grads import Scale, edge_overlay, legend, node_overlay
+from .names import scope_titles
 from .render import Figure
-from .style import (DELAY_ATTRS, EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs,
-                    op_label, var_label)
+from .style import DELAY_ATTRS, fmt, node_attrs
 
 
 def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
@@ -36,7 +39,10 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     Returns
     -------
     viz.render.Figure
-        A ``graphviz.Digraph`` (``.source`` is the DOT text).
+        A ``graphviz.Digraph`` (``.source`` is the DOT text). As in the book, the initial state
+        h(0) is not drawn (the loop says where h comes from) and the total loss is the same L
+        as the per-step losses. Several time axes one after the other (an encoder, then its
+        decoder) are drawn as labelled clusters.
 
     Examples
     --------
@@ -46,67 +52,86 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     """
     G, level, note = choose_level(graph, level)
     F = fold(G, level=level)
-    fig = Figure(name="folded", graph_attr=dict(GRAPH_ATTR), node_attr=dict(NODE_ATTR),
-                 edge_attr=dict(EDGE_ATTR))
-    if note:
-        fig.attr(label=note, labelloc="b", fontsize="11")
     scale = None
     if grads:
         scale = Scale.of(x for _, d in F.nodes(data=True) if d["grad_stats"]
                          for x in d["grad_stats"])
-        fig.attr(label=legend(scale), labelloc="t", fontsize="12")
-    for r in sorted(F):
+    fig = new_figure("folded", note, scale)
+    shown = [r for r in sorted(F) if "initial" not in F.nodes[r]]
+    clusters = _clusters(F, shown)
+    for r in shown:
         d = F.nodes[r]
-        if level == "variable" and d["kind"] != "param":
-            label = var_label(d["name"], _initial(d))
-        else:
-            label = op_label(d, _initial(d), show_step=True)
-        attrs = node_attrs(d, label, level)
+        attrs = node_attrs(d, node_label(d, level), level)
+        attrs["tooltip"] = node_tooltip(d, extra=_steps_note(d, scale), role=True)
         if scale is not None:
-            norm = _representative(d)
-            over, note = node_overlay(norm, scale, d["grad_stats"] if d["count"] > 1 else None)
-            if d["nonfinite"] and d["grad_stats"]:
-                over, _ = node_overlay(float("nan"), scale)
-                note += f" ({d['nonfinite']} NaN/inf)"
-            attrs.update(over)
-            if note:
-                from html import escape
-                attrs["label"] = attrs["label"][:-1] + \
-                    f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
-                if attrs.get("shape") == "circle":
-                    attrs.update(shape="ellipse", margin="0.04,0.02")
-        fig.node(f"r{r}", **attrs)
+            overlay(attrs, _representative(d), scale,
+                    d["grad_stats"] if d["count"] > 1 else None, d["nonfinite"])
+        target = clusters.get(d["timeline"], fig)
+        target.node(f"r{r}", **attrs)
     for u, v, e in sorted(F.edges(data=True), key=lambda x: (x[1], x[0])):
-        attrs: dict[str, str] = {}
-        if e["detached"]:
-            attrs["style"] = "dashed"
-        if scale is not None:
-            attrs.update(edge_overlay(_representative_edge(e), scale))
-        text = edge_label(e["label"])
+        if u not in shown or v not in shown:
+            continue  # the initial state's edge: the loop already carries the parameter
+        norm = _representative_edge(e) if scale is not None else None
+        label = e["label"] if level == "variable" else ""
         if e["same"]:
-            plain = dict(attrs, label=text) if text and level == "variable" else dict(attrs)
-            fig.edge(f"r{u}", f"r{v}", **plain)
+            attrs = edge_style(label, e["detached"], norm, scale)
+            attrs["tooltip"] = edge_tooltip(F.nodes[u], F.nodes[v], e["label"], role=True)
+            fig.edge(f"r{u}", f"r{v}", **attrs)
         if e["delay"]:
-            _delay_edge(fig, u, v, e, text, attrs)
+            _delay_edge(fig, clusters.get(F.nodes[v]["timeline"], fig), F, u, v, e, norm,
+                        scale)
+    for line, sub in sorted(clusters.items()):
+        fig.subgraph(sub)
     return fig
 
 
-def _delay_edge(fig: Figure, u: int, v: int, e: dict, text: str, attrs: dict) -> None:
-    """u -> ■ -> v: the square is ranked just below v, so a self-loop bends out and back."""
+def _clusters(F: nx.DiGraph, shown: list[int]) -> dict[int, Figure]:
+    """One labelled cluster per time axis when there are several (encoder, decoder)."""
+    lines: dict[int, list[str]] = {}
+    for r in shown:
+        d = F.nodes[r]
+        if d["timeline"] is not None and F.has_edge(r, r):  # the recurrent states name it
+            lines.setdefault(d["timeline"], []).append(d["scope"])
+    if len(lines) < 2:
+        return {}
+    firsts = {line: scopes[0] for line, scopes in lines.items()}
+    titles = scope_titles(list(firsts.values()))
+    subs = {}
+    for line, scope in firsts.items():
+        sub = Figure(name=f"cluster_t{line}")
+        sub.attr(label=titles[scope] or "top level", labeljust="l", style="rounded,dashed",
+                 color="#999999", fontsize="12", fontcolor="#555555")
+        subs[line] = sub
+    return subs
+
+
+def _delay_edge(fig: Figure, home: Figure, F: nx.DiGraph, u: int, v: int, e: dict, norm: Any,
+                scale: Any) -> None:
+    """u -> ■ -> v: the square (in ``home``, v's cluster) is ranked just below v; a self-loop
+    leaves v sideways and comes back from below, as the book draws it."""
     sq = f"d{u}_{v}"
     square = dict(DELAY_ATTRS)
-    if e["lags"] and max(e["lags"]) < 0:
+    back = bool(e["lags"]) and max(e["lags"]) < 0
+    if back:
         square.update(xlabel="<<FONT POINT-SIZE=\"10\">t+1</FONT>>")
-    fig.node(sq, **square)
-    fig.edge(f"r{u}", sq, constraint="false", **dict(attrs, arrowhead="none"))
-    fig.edge(sq, f"r{v}", **(dict(attrs, label=text) if text else dict(attrs)))
+    what = "one step later" if not back else "one step earlier: the backward loop"
+    square["tooltip"] = f"delay: {what}"
+    home.node(sq, **square)
+    attrs = edge_style("", e["detached"], norm, scale)
+    if u == v:
+        attrs["tailport"] = "e"
+    tip = edge_tooltip(F.nodes[u], F.nodes[v], e["label"], what=what, role=True)
+    fig.edge(f"r{u}", sq, constraint="false", arrowsize="0.5", tooltip=tip, **attrs)
+    fig.edge(sq, f"r{v}", tooltip=tip, **edge_style(e["label"], e["detached"], norm, scale))
 
 
-def _initial(d: dict) -> str | None:
-    """h(0) for the initial state of a forward loop, g(τ+1) for a backward one."""
-    if "initial" not in d:
-        return None
-    return "0" if d["initial"] > 0 else "τ+1"
+def _steps_note(d: dict, scale: Any) -> str:
+    """What a folded node stands for; with the overlay, its gradient norms over the steps."""
+    text = "one node per step" if d["steps"] else "outside the steps"
+    if scale is not None and d["grad_stats"]:
+        lo, mid, hi = d["grad_stats"]
+        text += f"\n‖∂L/∂·‖ min {fmt(lo)} · median {fmt(mid)} · max {fmt(hi)}"
+    return text
 
 
 def _representative(d: dict) -> Any:

@@ -17,7 +17,8 @@ import networkx as nx
 from .fold import fold
 from .levels import variable_level
 from .render import Figure
-from .schema import load, sort_key
+from .names import prepare
+from .schema import sort_key
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, node_attrs, var_label
 
 OUTPUT_NAMES = ("o", "yhat", "y")
@@ -46,7 +47,7 @@ def graphical_model(graph: Any, steps: int = 5) -> Figure:
     --------
     >>> render(graphical_model(G), "out/graphical_model.svg")    # doctest: +SKIP
     """
-    G = load(graph)
+    G = prepare(graph)
     V = variable_level(G)
     F = fold(V, level="variable")
     out_role, state_roles = _roles(F)

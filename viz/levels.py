@@ -14,7 +14,8 @@ from typing import Any
 
 import networkx as nx
 
-from .schema import MARK, load, output_node, params_of, sort_key
+from .names import prepare
+from .schema import MARK, output_node, params_of, sort_key
 
 #: ops that add a parameter rather than multiply by it: their parameters are biases
 ADDITIVE_OPS = frozenset({"add", "sub"})
@@ -52,7 +53,7 @@ def variable_level(graph: Any) -> nx.DiGraph:
     >>> V.edges[h_prev, h_next]["label"]                 # doctest: +SKIP
     'W'
     """
-    G = load(graph)
+    G = prepare(graph)
     if G.graph.get("level") == "variable":
         return G  # already contracted
     out = output_node(G)
@@ -81,7 +82,7 @@ def choose_level(graph: Any, level: str) -> tuple[nx.DiGraph, str, str]:
     """
     if level not in ("variable", "op"):
         raise ValueError(f"level must be 'variable' or 'op', got {level!r}")
-    G = load(graph)
+    G = prepare(graph)
     if level == "variable" and G.graph.get("level") != "variable" and not any(
             d["name"] and d["kind"] != "param" for _, d in G.nodes(data=True)):
         return G, "op", ("no named tensors, so every op is shown: name them "

@@ -18,6 +18,8 @@ CATEGORY_OF_NAME = {
 }
 DISPLAY = {"yhat": "ŷ"}
 ITALIC = {"L"}  # scalars: italic, not bold
+#: names the book never indexes by time: the context C summarises the whole input
+UNTIMED = {"C"}
 
 FILL = {
     "input": "#d9ead3", "state": "#cfe2f3", "output": "#fff2cc", "loss": "#f4cccc",
@@ -40,7 +42,7 @@ def category(d: dict) -> str:
     """Which kind of box a node gets: input, state, output, loss, target, param, op, const."""
     if d["kind"] == "param":
         return "param"
-    name = d.get("name")
+    name = base_name(d.get("name"))
     if name:
         if name in CATEGORY_OF_NAME:
             return CATEGORY_OF_NAME[name]
@@ -48,18 +50,27 @@ def category(d: dict) -> str:
     return "op" if d["kind"] == "op" else "const"
 
 
+def base_name(name: str | None) -> str | None:
+    """``h_enc`` -> ``h``: the name without the subscript viz.names added."""
+    return name.split("_", 1)[0] if name and "_" in name[1:] else name
+
+
 def symbol(name: str) -> str:
-    """HTML for a variable's symbol: bold vector, italic scalar loss."""
-    text = escape(DISPLAY.get(name, name))
-    if name in ITALIC:
-        return f"<I>{text}</I>"
-    return f"<B>{text}</B>"
+    """HTML for a variable's symbol: bold vector, italic scalar loss; ``h_enc`` -> h subscript enc."""
+    base, sub = name, ""
+    if "_" in name[1:]:
+        base, sub = name.split("_", 1)
+    text = escape(DISPLAY.get(base, base))
+    body = f"<I>{text}</I>" if base in ITALIC else f"<B>{text}</B>"
+    if sub:
+        body += f'<SUB><FONT POINT-SIZE="10">{escape(sub)}</FONT></SUB>'
+    return body
 
 
 def var_label(name: str, step: Any = None, note: str | None = None) -> str:
     """``<<B>h</B><SUP>(3)</SUP>>``: the book's h^(t); ``note`` goes small on a second line."""
     body = symbol(name)
-    if step is not None:
+    if step is not None and base_name(name) not in UNTIMED:
         body += f"<SUP>({escape(str(step))})</SUP>"
     if note:
         body += f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>'
@@ -101,10 +112,10 @@ ELLIPSIS_ATTRS = {"shape": "plaintext", "fontsize": "16", "fontcolor": "#444444"
 
 
 def edge_label(text: str) -> str:
-    """Edge label HTML: the parameters carried, in bold (U, V, W)."""
+    """Edge label HTML: the parameters carried, in bold (U, V, W; W_enc with its subscript)."""
     if not text:
         return ""
-    return "<" + ", ".join(f"<B>{escape(p)}</B>" for p in text.split(",")) + ">"
+    return "<" + ", ".join(symbol(p) for p in text.split(",")) + ">"
 
 
 def fmt(x: Any) -> str:

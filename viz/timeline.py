@@ -20,22 +20,12 @@ from .schema import sort_key
 
 def timelines(G: nx.DiGraph) -> dict[str, int]:
     """Map each scope holding step-tagged nodes to its timeline id (0, 1, ... in tape order)."""
-    parent: dict[str, str] = {}
     first: dict[str, Any] = {}
-
-    def find(s: str) -> str:
-        root = s
-        while parent[root] != root:
-            root = parent[root]
-        while parent[s] != root:  # path compression, iteratively
-            parent[s], s = root, parent[s]
-        return root
-
     for n in sorted(G, key=sort_key):
         d = G.nodes[n]
-        if d["step"] is not None and d["scope"] not in parent:
-            parent[d["scope"]] = d["scope"]
+        if d["step"] is not None and d["scope"] not in first:
             first[d["scope"]] = sort_key(n)
+    uf = nx.utils.UnionFind(first)
     steps_of: dict[str, set] = {}
     links: dict[tuple[str, str], set] = {}
     for n, d in G.nodes(data=True):
@@ -58,13 +48,9 @@ def timelines(G: nx.DiGraph) -> dict[str, int]:
         single = [s for s in (a, b) if len(steps_of[s]) == 1]
         if len(at) < 2 and single and not any((s, b if s == a else a) in reads for s in single):
             continue
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            keep, drop = (ra, rb) if first[ra] <= first[rb] else (rb, ra)
-            parent[drop] = keep
-    roots = sorted({find(s) for s in parent}, key=lambda r: first[r])
-    ids = {r: i for i, r in enumerate(roots)}
-    return {s: ids[find(s)] for s in parent}
+        uf.union(a, b)
+    lines = sorted(uf.to_sets(), key=lambda block: min(first[s] for s in block))
+    return {s: i for i, block in enumerate(lines) for s in block}
 
 
 def is_delay(G: nx.DiGraph, u: Any, v: Any, tl: dict[str, int]) -> bool:

@@ -1,0 +1,148 @@
+"""What every figure shares: its header (attributes, note, legend), node labels, edge style, tooltips.
+
+Flow: viz.style (looks) + viz.grads (overlay) -> **viz.header** -> viz.folded, viz.unfolded,
+viz.tree, viz.graphical_model (one place for what used to be written once per view).
+
+The header puts the gradient legend and the figure's note (e.g. "name your tensors") in one
+graph label, so neither hides the other. Tooltips are what a reader hovering over an SVG node
+or edge wants: the name as the figure writes it, the op, shape, dtype, scope, step, value and
+gradient norms and the source line, instead of Graphviz's internal node id.
+"""
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from .grads import Scale, edge_overlay, legend, node_overlay
+from .render import Figure
+from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, fmt, op_label, var_label
+
+
+def new_figure(name: str, note: str = "", scale: Scale | None = None,
+               **graph_attr: str) -> Figure:
+    """A figure with the shared look; the legend (when ``scale``) on top, ``note`` under it.
+
+    Parameters
+    ----------
+    name : str
+        The DOT graph's name (``folded``, ``unfolded``, ...).
+    note : str
+        A line for the reader (why the op level was chosen, what to name), or "".
+    scale : viz.grads.Scale or None
+        The gradient overlay's scale; its legend heads the figure.
+    **graph_attr
+        Graph attributes overriding :data:`viz.style.GRAPH_ATTR`.
+
+    Returns
+    -------
+    viz.render.Figure
+    """
+    fig = Figure(name=name, graph_attr=dict(GRAPH_ATTR, **graph_attr),
+                 node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
+    lines = []
+    if scale is not None:
+        lines.append(legend(scale)[1:-1])
+    if note:
+        lines.append(escape(note))
+    if lines:
+        fig.attr(label="<" + "<BR/>".join(lines) + ">", labelloc="t" if scale else "b",
+                 fontsize="12" if scale else "11")
+    return fig
+
+
+def node_label(d: dict, level: str, step: Any = None) -> str:
+    """The label rule: a named tensor as the book writes it at the variable level, else the op."""
+    if level == "variable" and d["kind"] != "param":
+        return var_label(d["name"], step)
+    return op_label(d, step, show_step=True)
+
+
+def edge_style(label: str, detached: bool, norm: Any = None, scale: Scale | None = None
+               ) -> dict[str, str]:
+    """DOT attributes of an edge: parameter label, dashed when cut by detach, gradient overlay."""
+    attrs: dict[str, str] = {}
+    if label:
+        attrs["label"] = edge_label(label)
+    if detached:
+        attrs["style"] = "dashed"
+    if scale is not None:
+        attrs.update(edge_overlay(norm, scale))
+    return attrs
+
+
+def written(name: str | None, step: Any = None) -> str:
+    """Plain text of a label: ``h_enc`` at step 3 -> ``h_enc(3)``."""
+    if not name:
+        return ""
+    return f"{name}({step})" if step is not None else name
+
+
+def node_tooltip(d: dict, shown_step: Any = None, extra: str = "", role: bool = False) -> str:
+    """Hover text of a node: what it is, where it was made, its norms (one fact per line).
+
+    A folded ``role`` stands for every step: it gives no step and no single step's norms, so
+    the folded figure stays the same whatever the sequence length.
+    """
+    head = written(d.get("name"), shown_step) or d["op"]
+    lines = [f"{head}  [{d['kind']}{', ' + d['op'] if d['op'] != 'leaf' else ''}]"]
+    # a folded role gives no shape: one outside the steps may gather all of them (a stack
+    # over time), and a tree's leaves are one per node or batched; the figure must not care
+    if d.get("shape") is not None and not role:
+        lines.append(f"shape {tuple(d['shape'])} {d.get('dtype') or ''}".rstrip())
+    elif d.get("dtype"):
+        lines.append(f"dtype {d['dtype']}")
+    if d.get("scope"):
+        lines.append(f"scope {d['scope']}")
+    if d.get("step") is not None and not role:
+        lines.append(f"step {d['step']}")
+    if d.get("param"):
+        lines.append(f"reads {d['param']}")
+    if d.get("value_norm") is not None and not role:
+        lines.append(f"‖value‖ {fmt(d['value_norm'])}")
+    if d.get("grad_norm") is not None and not role:
+        lines.append(f"‖∂L/∂·‖ {fmt(d['grad_norm'])}")
+    if d.get("src"):
+        lines.append(f"source {d['src']}")
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def edge_tooltip(du: dict, dv: dict, label: str = "", norm: Any = None, what: str = "",
+                 role: bool = False) -> str:
+    """Hover text of an edge: source -> target, the parameters it carries, its gradient norm
+    (between folded ``role`` nodes: no step)."""
+    a = written(du.get("name"), None if role else du.get("step")) or du["op"]
+    b = written(dv.get("name"), None if role else dv.get("step")) or dv["op"]
+    text = f"{a} → {b}"
+    if label:
+        text += f" through {label.replace(',', ', ')}"
+    if what:
+        text += f" ({what})"
+    if norm is not None:
+        text += f"\n‖∂L/∂·‖ sent back {fmt(norm)}"
+    return text
+
+
+__all__ = ["edge_style", "edge_tooltip", "new_figure", "node_label", "overlay",
+           "node_tooltip", "written"]
+
+
+def overlay(attrs: dict, norm: Any, scale: Scale, stats: tuple | None = None,
+            nonfinite: int = 0) -> dict:
+    """``attrs`` with the gradient overlay: colours, and the norm small under the label.
+
+    A folded node gives its ``stats`` (min, median, max over its steps) and how many steps
+    were ``nonfinite``. A circle round a two-line label balloons: it becomes an ellipse.
+    """
+    over, note = node_overlay(norm, scale, stats)
+    if nonfinite and stats:
+        over, _ = node_overlay(float("nan"), scale)
+        note += f" ({nonfinite} NaN/inf)"
+    attrs.update(over)
+    if note:
+        attrs["label"] = attrs["label"][:-1] + \
+            f'<BR/><FONT POINT-SIZE="9">{escape(note)}</FONT>>'
+        if attrs.get("shape") == "circle":
+            attrs.update(shape="ellipse", margin="0.04,0.02")
+    return attrs
