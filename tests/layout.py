@@ -36,3 +36,18 @@ def column_spread(fig, V) -> float:
         if name in pos:
             cols.setdefault(d["column"], []).append(pos[name][0])
     return max((max(xs) - min(xs) for xs in cols.values()), default=0.0)
+
+
+def edge_paths(fig) -> dict[tuple[str, str], list[tuple[float, float]]]:
+    """(tail, head) -> the spline's control points (inches), as Graphviz routes the edge."""
+    dot = shutil.which("dot")
+    out = subprocess.run([dot, "-Tplain"], input=fig.source.encode("utf-8"),
+                         capture_output=True, check=True).stdout.decode("utf-8")
+    paths = {}
+    for line in out.splitlines():
+        if line.startswith("edge "):
+            parts = shlex.split(line)
+            n = int(parts[3])
+            pts = [(float(parts[4 + 2 * i]), float(parts[5 + 2 * i])) for i in range(n)]
+            paths[parts[1], parts[2]] = pts
+    return paths

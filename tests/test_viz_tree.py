@@ -89,7 +89,7 @@ def test_tree_overlay_and_op_level_draw_too():
     src = viz.unfolded(g, grads=True).source
     assert src.count("‖∇‖") >= 11 and "penwidth" in src
     op = viz.unfolded(g, level="op")
-    assert op.source.count("concat") == 5 and "tier0" in op.source
+    assert op.source.count("label=<concat>") == 5 and "tier0" in op.source
     params = re.search(r"subgraph params \{(.*?)\n\t\}", op.source, re.S).group(1)
     assert "rank=source" in params and params.count("shape=box") == 5   # U W b V c, once
 

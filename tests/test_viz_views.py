@@ -6,6 +6,7 @@ import re
 import pytest
 
 import graphs
+import layout
 import viz
 from viz.timeline import columns, timelines
 
@@ -175,9 +176,20 @@ def test_every_timeline_column_has_a_bottom_anchor():
     assert re.search(r"^\s*p0r\d+ -> n0 \[style=invis", src, flags=re.M)
 
 
-def test_graphical_model_keeps_its_arcs_inside_the_box():
-    src = viz.graphical_model(graphs.elman(6), steps=4).source
-    assert "fpad" in src and "cluster_full" in src and "cluster_rnn" in src
+def test_graphical_model_arcs_are_routed_apart_and_coloured_by_source():
+    fig = viz.graphical_model(graphs.elman(6), steps=5)
+    assert "cluster_full" in fig.source and "cluster_rnn" in fig.source
+    pos = layout.positions(fig)
+    ys = [pos[f"f{t}"][1] for t in range(1, 6)]
+    assert ys == sorted(ys) and len(set(ys)) == 5  # one rank per output: no bundled band
+    paths = layout.edge_paths(fig)
+    arcs = {k: v for k, v in paths.items() if k[0].startswith("f") and k[1].startswith("f")}
+    assert len(arcs) == 10
+    mids = [tuple(round(c, 2) for c in p[len(p) // 2]) for p in arcs.values()]
+    assert len(set(mids)) == 10  # every arc has a path of its own
+    colours = {e[0]: re.search(r"color=\"(#\w+)\"", e[2]).group(1)
+               for e in dot_edges(fig.source) if e[0].startswith("f") and e[1].startswith("f")}
+    assert len(set(colours.values())) == 4  # y(1)..y(4) send arcs, each in its own colour
 
 
 def test_a_graph_without_names_is_drawn_at_op_level_with_a_hint():

@@ -16,12 +16,15 @@ import networkx as nx
 
 from .fold import fold
 from .levels import variable_level
+from .header import new_figure
 from .render import Figure
 from .names import prepare
 from .schema import sort_key
-from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, node_attrs, var_label
+from .style import node_attrs, var_label
 
 OUTPUT_NAMES = ("o", "yhat", "y")
+#: one colour per source output, so each arc of fig. 10.7 can be followed
+ARC_COLOURS = ("#3d85c6", "#e69138", "#6aa84f", "#a64d79", "#444444", "#cc0000")
 
 
 def graphical_model(graph: Any, steps: int = 5) -> Figure:
@@ -57,8 +60,7 @@ def graphical_model(graph: Any, steps: int = 5) -> Figure:
     tau = len(outputs)
     k = _values(G.nodes[outputs[shown_steps[0]]]["shape"])
     n_params = sum(_size(d["shape"]) for _, d in G.nodes(data=True) if d["kind"] == "param")
-    fig = Figure(name="graphical_model", graph_attr=dict(GRAPH_ATTR, compound="true"),
-                 node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
+    fig = new_figure("graphical_model", compound="true")
     ydata = {"kind": "op", "name": "y", "op": "leaf"}
     with fig.subgraph(name="cluster_full") as c:
         table = k ** tau - 1
@@ -66,17 +68,17 @@ def graphical_model(graph: Any, steps: int = 5) -> Figure:
                      f"<BR/>tabular parameters k<SUP>τ</SUP> − 1 = {k}<SUP>{tau}</SUP> − 1 = "
                      f"{table:,}   (O(k<SUP>τ</SUP>))>", labelloc="b", color="#bbbbbb",
                style="rounded")
-        with c.subgraph(name="full_row") as row:
-            row.attr(rank="same")
-            for t in shown_steps:
-                row.node(f"f{t}", **node_attrs(ydata, var_label("y", t), "variable"))
-        # an invisible spacer under the row keeps the arcs dot routes there inside the box
-        c.node("fpad", label="", style="invis", width="0.1", height="0.4")
-        c.edge("fpad", f"f{shown_steps[len(shown_steps) // 2]}", style="invis")
+        # one rank per output, so every arc y(i) -> y(t) is routed on its own (in one row dot
+        # bundles the long arcs into a single band); the arcs fan out, coloured by their source
+        for t in shown_steps:
+            c.node(f"f{t}", **node_attrs(ydata, var_label("y", t), "variable"),
+                   tooltip=f"y({t})")
         for j, t in enumerate(shown_steps):
             for i in shown_steps[:j]:
                 if _depends(G, outputs[t], i):
-                    c.edge(f"f{i}", f"f{t}")
+                    colour = ARC_COLOURS[shown_steps.index(i) % len(ARC_COLOURS)]
+                    c.edge(f"f{i}", f"f{t}", color=colour, tooltip=f"y({t}) depends on y({i})",
+                           weight="8" if j == shown_steps.index(i) + 1 else "1")
     with fig.subgraph(name="cluster_rnn") as c:
         c.attr(label=f"<through the hidden state: <B>h</B><SUP>(t)</SUP> = f(<B>h</B><SUP>(t−1)"
                      f"</SUP>, ...; θ)<BR/>recorded parameters: {n_params:,}, shared by every "

@@ -18,10 +18,11 @@ from typing import Any
 import networkx as nx
 
 from .fold import step_pieces
-from .grads import Scale, edge_overlay, legend, overlay_node
+from .grads import Scale
+from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
 from .render import Figure
 from .schema import MARK, load, sort_key
-from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs, op_label, var_label
+from .style import node_attrs
 from .timeline import is_delay, timelines
 
 
@@ -115,13 +116,8 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
     viz.render.Figure
         A ``graphviz.Digraph``; its ``.source`` depends only on ``T``.
     """
-    fig = Figure(name="unfolded", graph_attr=dict(GRAPH_ATTR, ranksep="0.5"),
-                 node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
-    if note:
-        fig.attr(label=note, labelloc="b", fontsize="11")
     scale = Scale.of(d.get("grad_norm") for _, d in T.nodes(data=True)) if grads else None
-    if scale is not None:
-        fig.attr(label=legend(scale), labelloc="t", fontsize="12")
+    fig = new_figure("unfolded", note, scale, ranksep="0.5")
     ids = {n: f"n{n}" if isinstance(n, int) else str(n) for n in T}
     group: dict[Any, str] = {}  # a leaf and what it feeds in its step stand in one column
     for n in sorted(T, key=sort_key):
@@ -156,34 +152,31 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
             for a, b in zip(members, members[1:]):  # the leaves in recording order
                 sub.edge(ids[a], ids[b], style="invis")
     for u, v, d in sorted(T.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
-        attrs: dict[str, str] = {}
-        if d.get("label") and level == "variable":
-            attrs["label"] = edge_label(d["label"])
-        elif d.get("label") and d["delay"]:
-            attrs["label"] = edge_label(d["label"])
-        if d.get("detached") or T.nodes[v]["op"] == "detach":
-            attrs["style"] = "dashed"
-        if scale is not None:
-            attrs.update(edge_overlay(d.get("grad_norm"), scale))
+        label = d.get("label") or "" if level == "variable" or d["delay"] else ""
+        attrs = edge_style(label, bool(d.get("detached")) or T.nodes[v]["op"] == "detach",
+                           d.get("grad_norm"), scale)
+        attrs["tooltip"] = edge_tooltip(_shown(T.nodes[u]), _shown(T.nodes[v]),
+                                        d.get("label") or "", d.get("grad_norm"))
         fig.edge(ids[u], ids[v], **attrs)
     return fig
 
 
 def _node_view(T: nx.DiGraph, n: Any, level: str, scale: Scale | None,
                group: str | None) -> dict:
-    """x(i) for the i-th leaf, the bare name for the states (a tree node has no time step)."""
+    """DOT attributes of a tree node: label, tooltip, column group, overlay."""
     d = T.nodes[n]
-    if d["leaf"] is not None:
-        shown = dict(d, step=d["leaf"])
-    elif d["tier"] is not None:
-        shown = dict(d, step=None)
-    else:
-        shown = d
-    if level == "variable" and d["kind"] != "param":
-        label = var_label(shown["name"], shown["step"])
-    else:
-        label = op_label(shown, shown["step"], show_step=True)
-    attrs = node_attrs(d, label, level)
+    shown = _shown(d)
+    attrs = node_attrs(d, node_label(shown, level, shown["step"]), level)
+    attrs["tooltip"] = node_tooltip(d, shown["step"])
     if group is not None:
         attrs["group"] = group
-    return overlay_node(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay(attrs, d["grad_norm"], scale) if scale is not None else attrs
+
+
+def _shown(d: dict) -> dict:
+    """x(i) for the i-th leaf, the bare name for the states (a tree node has no time step)."""
+    if d["leaf"] is not None:
+        return dict(d, step=d["leaf"])
+    if d["tier"] is not None:
+        return dict(d, step=None)
+    return d
