@@ -8,8 +8,9 @@ from a model that has learned its task, with the held-out score that says so.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,18 @@ class Exhibit:
     score: str = ""
     op_level: bool = False
     extra: dict = field(default_factory=dict)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_elman(steps: int) -> tasks.TrainResult:
+    """The Elman RNN of fig. 10.3, trained once and shared by the sections that draw it."""
+    return tasks.train_elman(steps=steps)
+
+
+@functools.lru_cache(maxsize=None)
+def trained_jordan(steps: int) -> tasks.TrainResult:
+    """The output-recurrent net of figs. 10.4 and 10.6, trained once with teacher forcing."""
+    return tasks.train_jordan(steps=steps)
 
 
 def _record(loss: tg.Tensor) -> Any:
@@ -59,12 +72,23 @@ def _chars(model: Any, T: int = 6) -> tg.Tensor:
     return nn.sequence_loss(model(x).o, y)
 
 
+def no_outputs(steps: int) -> Exhibit:
+    """Fig. 10.2: the trained Elman cell alone, h(t) = f(h(t-1), x(t); θ), no output, no loss."""
+    r = trained_elman(steps)
+    ids = tasks.make_char_data(0)["test"]
+    h = r.model(ids[None, 300:306]).h[-1]  # the read-outs are recorded, but h(τ) needs none
+    return Exhibit("no_outputs", "A recurrent network with no outputs", "fig. 10.2",
+                   "h(t) = f(h(t-1), x(t); θ): the state summarises the inputs so far; the "
+                   "trained Elman cell, read out nowhere (traced from h(τ)).",
+                   tg.trace(h), "the cell of the Elman RNN below: " + _score(r))
+
+
 def elman(steps: int) -> Exhibit:
-    r = tasks.train_elman(steps=steps)
+    r = trained_elman(steps)
     ex = Exhibit("elman", "Elman RNN (hidden-to-hidden recurrence)", "fig. 10.3",
-                 "h(t) = tanh(W h(t-1) + U x(t) + b), o(t) = V h(t) + c, a loss at every step: "
-                 "the loop through the black square is W.", _record(_chars(r.model)), _score(r),
-                 op_level=True)
+                 "h(t) = tanh(W h(t-1) + U x(t) + b), o(t) = V h(t) + c, a loss at every step "
+                 "against its target y(t): the loop through the black square is W.",
+                 _record(_chars(r.model)), _score(r), op_level=True)
     ex.extra["model"] = r.model
     return ex
 
@@ -73,21 +97,41 @@ def single_output(steps: int) -> Exhibit:
     r = tasks.train_last(steps=steps)
     d = tasks.make_majority_data(0, T=6)
     out = r.model(d["test_x"][:1])
-    loss = tg.cross_entropy(out.last, d["test_y"][:1]).named("L")
+    with tg.step(6):  # the one loss and its target y(τ) belong to the last step
+        y = tg.tensor(d["test_y"][:1], name="y")
+        loss = tg.cross_entropy(out.last, y).named("L")
     return Exhibit("single_output", "RNN with a single output", "fig. 10.5",
                    "reads the whole sequence and answers once at the end (majority label): the "
-                   "only loss sits on the last step.", _record(loss), _score(r))
+                   "only output o(τ), its loss L(τ) and target y(τ) sit on the last step.",
+                   _record(loss), _score(r))
 
 
-def jordan(steps: int) -> Exhibit:
-    r = tasks.train_jordan(steps=steps)
+def _jordan_run(steps: int, mode: str) -> Any:
+    r = trained_jordan(steps)
     d = tasks.make_jordan_data(0)
-    out = r.model(d["test_x"][:1, :6], y0=d["test_y0"][:1], y=d["test_y"][:1, :6],
-                  mode="teacher")
-    loss = nn.sequence_loss(out.o, d["test_y"][:1, :6])
-    return Exhibit("jordan", "Output recurrence, trained with teacher forcing", "figs. 10.4, 10.6",
-                   "the only recurrence is from the output: during training the true y(t-1) is "
-                   "fed into h(t) through R (teacher forcing).", _record(loss), _score(r))
+    out = r.model(d["test_x"][:1, :6], y0=d["test_y0"][:1], y=d["test_y"][:1, :6], mode=mode)
+    return r, _record(nn.sequence_loss(out.o, d["test_y"][:1, :6]))
+
+
+def output_recurrence(steps: int) -> Exhibit:
+    """Fig. 10.4: the recurrence runs from the output o(t-1) to h(t) (the net running free)."""
+    r, g = _jordan_run(steps, "free")
+    return Exhibit("output_recurrence", "Recurrence from the output only", "fig. 10.4",
+                   "h(t) reads x(t) and the previous output o(t-1) (through R), never h(t-1): "
+                   "o is all the past the net keeps. Recorded running free on a held-out "
+                   "sequence (the fed-back argmax carries no gradient).", g, _score(r))
+
+
+def teacher_forcing(steps: int) -> Exhibit:
+    """Fig. 10.6: train time (the true y(t-1) -> h(t)) and test time (o(t-1) -> h(t))."""
+    r, train = _jordan_run(steps, "teacher")
+    _, test = _jordan_run(steps, "free")
+    ex = Exhibit("teacher_forcing", "Teacher forcing: train time and test time", "fig. 10.6",
+                 "train time (left pair): the true y(t-1) is fed into h(t), drawn once per "
+                 "step with its arrows to L(t) and to h(t+1); test time (right pair): the "
+                 "net's own output o(t-1) is fed back instead.", train, _score(r))
+    ex.extra["test"] = test
+    return ex
 
 
 def bidirectional(steps: int) -> Exhibit:
@@ -116,7 +160,8 @@ def seq2seq(steps: int) -> Exhibit:
 def deep(kind: str, steps: int) -> Exhibit:
     r = tasks.train_deep(kind=kind, steps=steps)
     names = {"stacked": ("Deep RNN: stacked hidden layers", "fig. 10.13a",
-                         "two recurrent layers, each with its own loop W; the top one feeds o."),
+                         "two recurrent layers h_1 and h_2, each with its own loop (W_1, W_2); "
+                         "the top one feeds o."),
              "deep_transition": ("Deep RNN: an MLP in the transition", "fig. 10.13b",
                                  "h(t-1) -> z -> h(t): the recurrence passes through an extra "
                                  "hidden layer, so the loop is two nodes long."),
@@ -156,16 +201,3 @@ def truncated(model: Any, T: int = 9, k: int = 3) -> Any:
                 outs.append(model.readout(h))
     return _record(nn.sequence_loss(outs, y))
 
-
-BUILDERS: list[tuple[str, Callable[[int], Exhibit], int]] = [
-    ("elman", elman, 400),
-    ("single_output", single_output, 300),
-    ("jordan", jordan, 300),
-    ("bidirectional", bidirectional, 300),
-    ("seq2seq", seq2seq, 600),
-    ("deep_stacked", lambda s: deep("stacked", s), 300),
-    ("deep_deep_transition", lambda s: deep("deep_transition", s), 300),
-    ("deep_skip", lambda s: deep("skip", s), 300),
-    ("recursive", recursive, 600),
-    ("dynamical", dynamical, 300),
-]

@@ -1,7 +1,10 @@
-"""Write the gallery: every exhibit's figures, the vanishing-gradient demo, then index.html.
+"""Write the gallery: every figure of ch. 10 part 1 in the book's order, then index.html.
 
 Flow: demos.exhibits / demos.vanishing (trained models, traced graphs) -> viz (figures, charts,
 diagnose) -> files in ``out/`` -> demos.page (index.html).
+
+The sections are listed once, in :data:`SECTIONS`, in the book's order: to add a section,
+append a ``Section`` (or insert it where the book has it).
 """
 from __future__ import annotations
 
@@ -17,47 +20,97 @@ from . import exhibits, page, vanishing
 
 @dataclass
 class Card:
-    """One section of index.html: a title, a line of explanation, figures, and notes."""
+    """One section of index.html: a title, a line of explanation, figures, and notes.
+
+    ``figures`` holds (file name, caption) pairs; a caption starting with "every op" marks a
+    wide op-level figure (the page shows it full width, click to enlarge).
+    """
 
     title: str
     blurb: str
-    figures: list = field(default_factory=list)   # (file name, caption)
+    figures: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    anchor: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One entry of the gallery: its anchor, and what draws it (out dir, training steps)."""
+
+    anchor: str
+    make: Callable[[str, int], Card]
+    steps: int = 300
 
 
 def _draw(out: str, name: str, fig) -> str:
-    """SVG for the page, PNG beside it for quick looks; returns the SVG's file name."""
+    """SVG (with tooltips) and PNG beside it; returns the PNG's file name (the page shows the
+    PNG, so it looks the same in every browser, and links to the SVG)."""
     viz.render(fig, os.path.join(out, name + ".svg"))
     viz.render(fig, os.path.join(out, name + ".png"))
-    os.remove(os.path.join(out, name + ".dot"))  # written by each render; keep the folder tidy
-    return name + ".svg"
+    dot = os.path.join(out, name + ".dot")
+    if os.path.exists(dot):  # written beside each render; keep the folder tidy
+        os.remove(dot)
+    return name + ".png"
 
 
 def exhibit_card(out: str, ex: exhibits.Exhibit) -> Card:
     """Folded, unfolded, gradient overlays and chart of one trained architecture."""
     g, k = ex.graph, ex.key
     g.save(os.path.join(out, f"{k}.json"))
-    card = Card(f"{ex.title} ({ex.figure})", ex.blurb, notes=[ex.score])
+    card = Card(f"{ex.title} ({ex.figure})", ex.blurb, notes=[ex.score], anchor=_anchor(ex))
     card.figures.append((_draw(out, f"{k}_folded", viz.folded(g)), "folded"))
     card.figures.append((_draw(out, f"{k}_unfolded", viz.unfolded(g, max_steps=8)), "unfolded"))
     if ex.op_level:
         card.figures.append((_draw(out, f"{k}_folded_op", viz.folded(g, level="op")),
-                             "folded, every op"))
+                             "every op, folded"))
         card.figures.append((_draw(out, f"{k}_unfolded_op",
-                                   viz.unfolded(g, level="op", max_steps=4)),
-                             "unfolded, every op (first and last steps)"))
-    card.figures.append((_draw(out, f"{k}_grads_folded", viz.folded(g, grads=True)),
-                         "gradient norms per role (min · median · max over steps)"))
-    card.figures.append((_draw(out, f"{k}_grads_unfolded",
-                               viz.unfolded(g, max_steps=8, grads=True)),
-                         "‖∂L/∂·‖ on every node and edge"))
-    try:
-        viz.gradient_chart(g, os.path.join(out, f"{k}_chart.png"), title=ex.title)
-        card.figures.append((f"{k}_chart.png", "gradient through time"))
-    except ValueError as exc:  # no recurrent variable carries a gradient norm
-        card.notes.append(f"no chart: {exc}")
+                                   viz.unfolded(g, level="op", max_steps=4,
+                                                params="per_step")),
+                             "every op, unfolded (first and last steps; parameters per step)"))
+    _gradients(out, card, g, k, ex.title)
+    return card
+
+
+def _gradients(out: str, card: Card, g, k: str, title: str) -> None:
+    """The overlays, the chart and the diagnosis, when the graph has gradients."""
     report = viz.diagnose(g)
+    if any(d.get("grad_norm") is not None for _, d in viz.load(g).nodes(data=True)):
+        card.figures.append((_draw(out, f"{k}_grads_folded", viz.folded(g, grads=True)),
+                             "gradient norms per role (min · median · max over steps)"))
+        card.figures.append((_draw(out, f"{k}_grads_unfolded",
+                                   viz.unfolded(g, max_steps=8, grads=True)),
+                             "‖∂L/∂·‖ on every node and edge"))
+        try:
+            viz.gradient_chart(g, os.path.join(out, f"{k}_chart.png"), title=title)
+            card.figures.append((f"{k}_chart.png", "gradient through time"))
+        except ValueError as exc:  # no recurrent variable carries a gradient norm
+            card.notes.append(f"no chart: {exc}")
     card.notes.append(str(report))
+
+
+def _anchor(ex: exhibits.Exhibit) -> str:
+    """fig. 10.13a -> fig-10-13a; figs. 10.4, 10.6 -> fig-10-4."""
+    first = ex.figure.split(",")[0].replace("figs.", "fig.").replace("fig.", "").strip()
+    return "fig-" + first.replace(".", "-")
+
+
+def exhibit(build: Callable[[int], exhibits.Exhibit]) -> Callable[[str, int], Card]:
+    """A section drawing one exhibit with :func:`exhibit_card`."""
+    return lambda out, steps: exhibit_card(out, build(steps))
+
+
+def teacher_card(out: str, steps: int) -> Card:
+    """Fig. 10.6: the train-time and test-time halves side by side, each folded and unfolded."""
+    ex = exhibits.teacher_forcing(steps)
+    card = exhibit_card(out, ex)
+    test = ex.extra["test"]
+    test.save(os.path.join(out, "teacher_forcing_test.json"))
+    card.figures[2:2] = [
+        (_draw(out, "teacher_forcing_test_folded", viz.folded(test)), "test time, folded"),
+        (_draw(out, "teacher_forcing_test_unfolded", viz.unfolded(test)),
+         "test time: o(t-1) → h(t)")]
+    card.figures[0] = (card.figures[0][0], "train time, folded")
+    card.figures[1] = (card.figures[1][0], "train time: the true y(t-1) → h(t)")
     return card
 
 
@@ -65,8 +118,9 @@ def graphical_card(out: str, ex: exhibits.Exhibit) -> Card:
     fig = viz.graphical_model(ex.graph, steps=5)
     return Card("Recurrent networks as directed graphical models (figs. 10.7-10.8)",
                 "the dependencies among the outputs y(1..5) read off the recorded Elman graph: "
-                "fully connected (a table of k^τ - 1 numbers) versus through h(t) (θ shared by "
-                "every step).", [(_draw(out, "graphical_model", fig), "graphical model")])
+                "fully connected (a table of k^τ - 1 numbers; one colour per source output) "
+                "versus through h(t) (θ shared by every step).",
+                [(_draw(out, "graphical_model", fig), "graphical model")], anchor="fig-10-7")
 
 
 def truncated_card(out: str, ex: exhibits.Exhibit) -> Card:
@@ -78,14 +132,15 @@ def truncated_card(out: str, ex: exhibits.Exhibit) -> Card:
                 [(_draw(out, "truncated_bptt", viz.unfolded(g, max_steps=None)), "unfolded"),
                  (_draw(out, "truncated_bptt_grads", viz.unfolded(g, max_steps=None,
                                                                   grads=True)),
-                  "gradient norms: they restart at each window")])
+                  "gradient norms: they restart at each window")], anchor="truncated-bptt")
 
 
-def vanishing_card(out: str) -> Card:
-    short, long = vanishing.train(5), vanishing.train(50)
-    card = Card("Vanishing gradients: an Elman RNN asked to recall its first input",
+def vanishing_card(out: str, steps: int = 150) -> Card:
+    short, long = vanishing.train(5, steps), vanishing.train(50, steps)
+    card = Card("Vanishing gradients: an Elman RNN asked to recall its first input (§10.7)",
                 "the loss is at the last step, so learning needs a gradient all the way back to "
-                "h(1); over 50 steps it shrinks by orders of magnitude (chart: log scale).")
+                "h(1); over 50 steps it shrinks by orders of magnitude (chart: log scale).",
+                anchor="vanishing")
     for run in (short, long):
         name = f"vanishing_T{run.T}"
         run.graph.save(os.path.join(out, name + ".json"))
@@ -100,21 +155,40 @@ def vanishing_card(out: str) -> Card:
     return card
 
 
+def _elman_section(make: Callable[[str, exhibits.Exhibit], Card]) -> Callable[[str, int], Card]:
+    """A section drawn from the trained Elman RNN (trained once, shared)."""
+    return lambda out, steps: make(out, exhibits.elman(steps))
+
+
+#: the gallery, in the book's order (append or insert a Section to add one)
+SECTIONS: list[Section] = [
+    Section("fig-10-1", exhibit(exhibits.dynamical), 300),
+    Section("fig-10-2", exhibit(exhibits.no_outputs), 400),
+    Section("fig-10-3", exhibit(exhibits.elman), 400),
+    Section("fig-10-4", exhibit(exhibits.output_recurrence), 300),
+    Section("fig-10-5", exhibit(exhibits.single_output), 300),
+    Section("fig-10-6", teacher_card, 300),
+    Section("truncated-bptt", _elman_section(truncated_card), 400),
+    Section("fig-10-7", _elman_section(graphical_card), 400),
+    Section("fig-10-11", exhibit(exhibits.bidirectional), 300),
+    Section("fig-10-12", exhibit(exhibits.seq2seq), 600),
+    Section("fig-10-13a", exhibit(lambda s: exhibits.deep("stacked", s)), 300),
+    Section("fig-10-13b", exhibit(lambda s: exhibits.deep("deep_transition", s)), 300),
+    Section("fig-10-13c", exhibit(lambda s: exhibits.deep("skip", s)), 300),
+    Section("fig-10-14", exhibit(exhibits.recursive), 600),
+    Section("vanishing", vanishing_card, 150),
+]
+
+
 def build(out: str = "out", quick: bool = False, log: Callable[[str], None] = print) -> str:
     """Train, draw and write the whole gallery into ``out``; returns the index.html path."""
     os.makedirs(out, exist_ok=True)
     start = time.perf_counter()
     cards = []
-    for key, make, steps in exhibits.BUILDERS:
+    for section in SECTIONS:
         t = time.perf_counter()
-        ex = make(max(20, steps // 10) if quick else steps)
-        cards.append(exhibit_card(out, ex))
-        if key == "elman":
-            cards.append(graphical_card(out, ex))
-            cards.append(truncated_card(out, ex))
-        log(f"  {key:22s} {time.perf_counter() - t:5.1f} s")
-    t = time.perf_counter()
-    cards.insert(1, vanishing_card(out))
-    log(f"  {'vanishing gradients':22s} {time.perf_counter() - t:5.1f} s")
-    index = page.write(out, cards, seconds=time.perf_counter() - start)
-    return index
+        card = section.make(out, max(20, section.steps // 10) if quick else section.steps)
+        card.anchor = section.anchor
+        cards.append(card)
+        log(f"  {section.anchor:22s} {time.perf_counter() - t:5.1f} s")
+    return page.write(out, cards, seconds=time.perf_counter() - start)

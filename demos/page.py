@@ -1,25 +1,59 @@
-"""index.html of the gallery: one card per figure set, with one line of explanation each.
+"""index.html of the gallery: a table of contents, then one section per figure, in the book's order.
 
 Flow: demos.gallery (cards of file names and notes) -> **demos.page** -> out/index.html.
 A plain static page: no scripts, images referenced by relative path, so ``out/`` can be copied
-anywhere or opened straight from disk.
+anywhere or opened straight from disk. The page shows the PNGs Graphviz rendered (so the text
+sits exactly where Graphviz put it, in every browser: an SVG's text is re-set in the browser's
+own font, which moves superscripts); each picture links to its SVG, full size, with a tooltip on
+every node and edge.
 """
 from __future__ import annotations
 
 import os
 from html import escape
 
+PNG_SCALE = 2  # viz renders PNGs at 144 dpi: shown at half their pixels they are 72 dpi, sharp
+
 STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
-       color: #222; line-height: 1.4; }
+       color: #222; line-height: 1.4; padding: 0 1em; }
 h1 { margin-bottom: 0.2em; }
+nav ol { columns: 2; font-size: 0.95em; }
 section { border-top: 1px solid #ddd; padding: 1em 0; }
 .figs { display: flex; flex-wrap: wrap; gap: 1em; align-items: flex-end; }
 figure { margin: 0; max-width: 100%; }
-figure img { max-width: 100%; max-height: 520px; border: 1px solid #eee; }
+figure.wide { flex-basis: 100%; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: 0.85em; color: #555; }
 pre { background: #f6f8fa; padding: 0.6em; font-size: 0.8em; white-space: pre-wrap; }
 """
+
+
+def png_size(path: str) -> tuple[int, int] | None:
+    """(width, height) in pixels from a PNG's header, or None for anything else."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _figure(out: str, name: str, caption: str) -> str:
+    """One picture: the PNG at its natural size (max the page width), linked to its SVG."""
+    size = png_size(os.path.join(out, name))
+    svg = name[:-4] + ".svg"
+    target = svg if os.path.exists(os.path.join(out, svg)) else name
+    dims = ""
+    if size is not None and name.endswith(".png") and target == svg:
+        dims = f" width='{size[0] // PNG_SCALE}' height='{size[1] // PNG_SCALE}'"
+    wide = " class='wide'" if caption.startswith("every op") else ""
+    hint = " (click: full size, hover for details)" if target == svg else ""
+    return (f"<figure{wide}><a href='{escape(target)}'><img src='{escape(name)}'{dims} "
+            f"alt='{escape(caption)}'></a><figcaption>{escape(caption)}{hint}</figcaption>"
+            "</figure>")
 
 
 def write(out: str, cards: list, seconds: float) -> str:
@@ -29,20 +63,26 @@ def write(out: str, cards: list, seconds: float) -> str:
         "<title>tinygraph gallery: recurrent networks, folded and unfolded</title>",
         f"<style>{STYLE}</style></head><body>",
         "<h1>tinygraph gallery</h1>",
-        "<p>Each architecture of <i>Deep Learning</i> ch. 10, trained briefly on its task with "
-        "tinygraph, then recorded on one short held-out sequence. Every picture is computed "
-        "from the recorded graph: the folded view merges the steps of the unfolded one, and "
-        "the black square is the one-step delay. Gradient overlays colour each node by "
-        "log<sub>10</sub> of ‖∂L/∂·‖ (pale: small, dark: large, red: NaN/inf). "
-        f"Built in {seconds:.0f} s.</p>",
+        "<p>The figures of <i>Deep Learning</i> ch. 10 (part 1), in the book's order, each "
+        "drawn from a network trained briefly on its task with tinygraph, then recorded on one "
+        "short held-out sequence. Every picture is computed from the recorded graph: the folded "
+        "view merges the steps of the unfolded one, and the black square is the one-step delay. "
+        "Gradient overlays colour each node by log<sub>10</sub> of ‖∂L/∂·‖ (pale: small, dark: "
+        f"large, red: NaN/inf). Built in {seconds:.0f} s.</p>",
+        "<nav><h2>Contents</h2><ol>",
     ]
-    for card in cards:
-        parts.append(f"<section><h2>{escape(card.title)}</h2><p>{escape(card.blurb)}</p>")
+    anchors = []
+    for i, card in enumerate(cards):
+        anchor = card.anchor or f"section-{i + 1}"
+        anchors.append(anchor)
+        parts.append(f"<li><a href='#{escape(anchor)}'>{escape(card.title)}</a></li>")
+    parts.append("</ol></nav>")
+    for card, anchor in zip(cards, anchors):
+        parts.append(f"<section id='{escape(anchor)}'><h2>{escape(card.title)} "
+                     f"<a href='#{escape(anchor)}'>#</a></h2><p>{escape(card.blurb)}</p>")
         parts.append("<div class='figs'>")
         for name, caption in card.figures:
-            parts.append(f"<figure><a href='{escape(name)}'><img src='{escape(name)}' "
-                         f"alt='{escape(caption)}'></a><figcaption>{escape(caption)}"
-                         "</figcaption></figure>")
+            parts.append(_figure(out, name, caption))
         parts.append("</div>")
         for note in card.notes:
             parts.append(f"<pre>{escape(note)}</pre>")

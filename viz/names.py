@@ -186,21 +186,25 @@ def _param_label(G: nx.DiGraph, n: Any, name: str, new: dict[Any, str]) -> str:
 
 
 def _subscript_variables(G: nx.DiGraph) -> None:
-    """Step-tagged tensors named alike in different scopes get subscripts (h_1, h_2).
+    """Step-tagged tensors named alike in different scopes *at the same steps* get subscripts.
 
-    A named node outside the steps in another scope keeps its name: it is a summary of its
-    name's steps (the total L over the per-step L(t)), the same variable in the book.
+    Two layers' h at every step are two variables (h_1, h_2). The start token y(0) in the
+    model's scope and the targets y(1..τ) outside it never share a step: one sequence y, one
+    name. A named node outside the steps keeps its name: it is a summary of its name's steps
+    (the total L over the per-step L(t)), the same variable in the book.
     """
-    scopes: dict[str, list[str]] = {}
+    steps: dict[str, dict[str, set]] = {}
     for n in sorted(G, key=sort_key):
         d = G.nodes[n]
-        if d["kind"] != "param" and d["name"] and d["step"] is not None and \
-                d["scope"] not in scopes.get(d["name"], []):
-            scopes.setdefault(d["name"], []).append(d["scope"])
-    for name, ss in scopes.items():
-        if len(ss) < 2:
+        if d["kind"] != "param" and d["name"] and d["step"] is not None:
+            steps.setdefault(d["name"], {}).setdefault(d["scope"], set()).add(d["step"])
+    for name, by_scope in steps.items():
+        scopes = list(by_scope)
+        clash = sorted({s for i, a in enumerate(scopes) for b in scopes[i + 1:]
+                        if by_scope[a] & by_scope[b] for s in (a, b)}, key=scopes.index)
+        if not clash:
             continue
-        sub = subscript(ss)
+        sub = subscript(clash)
         for n, d in G.nodes(data=True):
             if d["kind"] != "param" and d["name"] == name and d["scope"] in sub:
                 d["name"] = _with_sub(name, sub[d["scope"]])
