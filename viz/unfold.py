@@ -111,23 +111,23 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             placed(n)  # every row gets its elision node, so the column stays aligned
             continue
         d = G.nodes[n]
-        if params == "per_step" and d["kind"] == "param":
-            continue
+        if params == "per_step" and (d["kind"] == "param" or _shared_expr(G, n, pexpr)):
+            continue  # drawn once per step that reads it, below
         V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None,
                    timeline=cols[c].timeline if c is not None else None)
     for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
         hu, hv = col_of.get(u) in hidden_cols, col_of.get(v) in hidden_cols
         du = G.nodes[u]
-        if hv and (du["kind"] == "param" or col_of.get(u) is None and G.in_degree(u) == 0):
+        if hv and (du["kind"] == "param" or _shared_expr(G, u, pexpr)
+                   or col_of.get(u) is None and G.in_degree(u) == 0):
             continue  # leaves fanning into hidden steps are not drawn
         if hu and hv:
             continue
         mu, mv = placed(u), placed(v)
-        if du["kind"] == "param" and params == "per_step":
-            cv = col_of.get(v)
-            mu = f"{u}@c{cv}" if cv is not None else f"{u}@once"
-            if mu not in V:
-                V.add_node(mu, **du, column=cv, row=None)
+        if params == "per_step" and (du["kind"] == "param" or _shared_expr(G, u, pexpr)):
+            if _shared_expr(G, v, pexpr):
+                continue  # W -> W.T: copied with the W.T it feeds
+            mu = _copy_per_step(G, V, u, col_of.get(v), pexpr)
         if V.has_edge(mu, mv):
             continue
         delay = is_delay(G, u, v, tl)
@@ -146,6 +146,33 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             V.nodes[c].get("timeline") not in (None, d["timeline"]) for c in V.successors(n))
     V.graph["row_order"] = row_order(V)
     return V
+
+
+def _shared_expr(G: nx.DiGraph, n: Any, pexpr: dict) -> bool:
+    """A value made from parameters alone outside the steps (W.T): drawn like a parameter."""
+    d = G.nodes[n]
+    return n in pexpr and d["kind"] == "op" and d["step"] is None
+
+
+def _copy_per_step(G: nx.DiGraph, V: nx.DiGraph, u: Any, col: Any, pexpr: dict) -> str:
+    """The copy of parameter (or parameter expression) ``u`` in column ``col``, with the
+    copies of everything it is computed from (W for W.T): each step reads its own W, and no
+    edge runs from one shared W across every column."""
+    tag = f"c{col}" if col is not None else "once"
+    top = f"{u}@{tag}"
+    if top in V:
+        return top
+    V.add_node(top, **G.nodes[u], column=col, row=None)
+    todo = [u]
+    while todo:
+        n = todo.pop()
+        for p in G.predecessors(n):
+            if G.nodes[p]["kind"] == "param" or _shared_expr(G, p, pexpr):
+                if f"{p}@{tag}" not in V:
+                    V.add_node(f"{p}@{tag}", **G.nodes[p], column=col, row=None)
+                    todo.append(p)
+                V.add_edge(f"{p}@{tag}", f"{n}@{tag}", **G.edges[p, n], delay=False, label="")
+    return top
 
 
 def _initial_states_join_their_row(G: nx.DiGraph, keys: dict, tl: dict) -> None:
