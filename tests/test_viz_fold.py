@@ -1,6 +1,8 @@
 """viz.fold and viz.levels on every architecture of the seed (hand-built schema graphs)."""
 from __future__ import annotations
 
+import re
+
 import networkx as nx
 import pytest
 
@@ -197,3 +199,34 @@ def test_shared_input_leaf_is_not_tied_to_its_first_step():
     assert G.nodes[seq]["step"] is None
     F = viz.fold(b.G)
     assert delay_edges(F) == [("h", "h", "W")]
+
+
+# --- the folded view as the book draws it -----------------------------------------------------
+
+def _dot_lines(src, pattern):
+    return [line for line in src.splitlines() if re.search(pattern, line)]
+
+
+def test_folded_teacher_forcing_draws_y_once_with_arrows_into_the_square():
+    from test_viz_names import _teacher_forced
+    src = viz.folded(_teacher_forced(4)).source
+    assert len(_dot_lines(src, r"label=<<B>y</B>>")) == 1  # the target and the fed-back y
+    into_square = _dot_lines(src, r"-> d\d+_\d+ ")
+    assert into_square and not any("arrowhead=none" in e for e in into_square)
+    assert len(_dot_lines(src, r"label=<<I>L</I>>")) == 1  # one L, as in the book
+
+
+def test_folded_seq2seq_is_two_labelled_clusters_joined_by_an_untimed_context():
+    src = viz.folded(graphs.seq2seq(4, T_out=3, context_step=True)).source
+    assert "subgraph cluster_t0" in src and "subgraph cluster_t1" in src
+    assert "label=encoder" in src and "label=decoder" in src
+    assert "<B>C</B>>" in src and "<B>C</B><SUP>" not in src
+    assert "<B>h</B><SUB>" in src and src.count("shape=square") == 3  # h_enc, h_dec, y loops
+
+
+def test_folded_initial_states_leave_the_loop_alone():
+    for G in (graphs.elman(5), graphs.bidirectional(4)):
+        src = viz.folded(G).source
+        assert "<SUP>(0)</SUP>" not in src and "τ+1" not in src
+        labels = re.findall(r"label=<(<B>W[^>]*</B>(?:<SUB>.*?</SUB>)?)>", src)
+        assert len(labels) == len(set(labels))  # each W once: on its loop, never beside it

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 import graphs
@@ -202,3 +203,113 @@ def test_a_graph_without_names_is_drawn_at_op_level_with_a_hint():
     for make in (viz.unfolded, viz.folded):
         src = make(b.G).source
         assert "tensor.named" in src and "tanh" in src and "<B>W</B>" in src
+
+
+# --- the unfolded layout, checked on Graphviz's computed positions --------------------------
+
+LAYOUT_ARCHS = ["elman", "jordan", "teacher_forcing", "single_output", "bidirectional",
+                "seq2seq", "deep_stacked", "deep_transition", "deep_skip", "dynamical"]
+
+
+@pytest.mark.parametrize("arch", LAYOUT_ARCHS)
+@pytest.mark.parametrize("level", ["variable", "op"])
+def test_nodes_of_one_step_share_a_column(arch, level):
+    G = graphs.ARCHITECTURES[arch](5)
+    opts = dict(level=level, max_steps=4, params="per_step" if level == "op" else "once")
+    V = viz.unfolded_graph(G, **opts)
+    assert layout.column_spread(viz.unfolded(G, **opts), V) < 0.02
+
+
+def test_rows_are_in_the_books_order_and_columns_in_time_order():
+    from tinygraph import nn  # the recorded Elman with its targets, as in fig. 10.3
+    tg = pytest.importorskip("tinygraph")
+    net = nn.RNN(3, 4, 3, rng=0)
+    ids = np.random.default_rng(1).integers(0, 3, (1, 4))
+    g = tg.trace(nn.sequence_loss(net(ids).o, ids))
+    V = viz.unfolded_graph(g, max_steps=None)
+    pos = layout.positions(viz.unfolded(g, max_steps=None))
+    height = {}
+    for n, d in V.nodes(data=True):
+        if d["step"] == 2 and d["name"]:
+            height[d["name"]] = pos[layout.dot_name(n)][1]
+    assert height["x"] < height["h"] < height["o"] < height["L"] < height["y"]  # y on top
+    hs = sorted((d["step"], pos[layout.dot_name(n)][0]) for n, d in V.nodes(data=True)
+                if d["name"] == "h")
+    assert [x for _, x in hs] == sorted(x for _, x in hs)  # h(0), h(1), ... left to right
+    total = next(n for n, d in V.nodes(data=True) if d["name"] == "L" and d["step"] is None)
+    assert pos[layout.dot_name(total)][1] > height["y"]  # the total L above every column
+
+
+def test_the_elided_column_sits_between_the_shown_steps():
+    G = graphs.elman(12)
+    V = viz.unfolded_graph(G, max_steps=4)
+    pos = layout.positions(viz.unfolded(G, max_steps=4))
+    hx = {d["step"]: pos[layout.dot_name(n)][0] for n, d in V.nodes(data=True)
+          if d["name"] == "h"}
+    ell = [pos[layout.dot_name(n)][0] for n, d in V.nodes(data=True)
+           if d["kind"] == "ellipsis" and layout.dot_name(n) in pos]
+    assert sorted(hx) == [1, 2, 11, 12] and ell
+    assert all(hx[2] < x < hx[11] for x in ell)
+
+
+def test_bidirectional_initial_g_is_drawn_like_the_other_states():
+    G = graphs.bidirectional(4)
+    from tinygraph import nn  # the real net names its initial states g(τ+1)
+    tg = pytest.importorskip("tinygraph")
+    net = nn.BidirectionalRNN(2, 3, 2, rng=0)
+    x = np.random.default_rng(0).standard_normal((1, 4, 2))
+    g = tg.trace(nn.sequence_loss(net(x).o, np.array([[0, 1, 0, 1]])))
+    V = viz.unfolded_graph(g, max_steps=None)
+    fig = viz.unfolded(g, max_steps=None)
+    box = layout.boxes(fig)
+    widths = {round(box[layout.dot_name(n)][2], 3) for n, d in V.nodes(data=True)
+              if d["name"] in ("g", "h")}
+    assert len(widths) == 1  # g(5) is no larger than g(1)
+    pos = layout.positions(fig)
+    for t in range(1, 5):  # x(t), h(t), g(t), o(t) stacked in one column
+        xs = {round(pos[layout.dot_name(n)][0], 2) for n, d in V.nodes(data=True)
+              if d["step"] == t and d["name"] in ("x", "h", "g", "o")}
+        assert len(xs) == 1
+    assert G is not None
+
+
+@pytest.mark.parametrize("arch", ["elman", "seq2seq", "bidirectional", "deep_skip"])
+def test_op_level_per_step_edges_stay_in_their_column(arch):
+    V = viz.unfolded_graph(graphs.ARCHITECTURES[arch](6), level="op", max_steps=4,
+                           params="per_step")
+    for u, v, d in V.edges(data=True):
+        cu, cv = V.nodes[u].get("column"), V.nodes[v].get("column")
+        if None in (cu, cv) or d["delay"] or "ellipsis" in (V.nodes[u]["kind"],
+                                                            V.nodes[v]["kind"]):
+            continue
+        if V.nodes[u]["kind"] == "param" or "@" in str(u):
+            assert cu == cv, (u, v)  # a parameter copy feeds only its own step
+    shared = [n for n, d in V.nodes(data=True) if d["kind"] == "param" and "@" not in str(n)]
+    assert not shared  # no parameter drawn once and fanned across the columns
+
+
+@pytest.mark.parametrize("view", ["folded", "unfolded"])
+@pytest.mark.parametrize("level", ["variable", "op"])
+@pytest.mark.parametrize("arch", ["elman", "seq2seq", "tree"])
+def test_every_node_and_edge_has_a_tooltip_not_an_internal_id(view, level, arch):
+    G = graphs.ARCHITECTURES[arch](4, grads=True)
+    src = getattr(viz, view)(G, level=level, grads=True).source
+    for line in src.splitlines():
+        line = line.strip()
+        if "style=invis" in line or not re.match(r"^[\w.]+( -> [\w.]+)? \[", line) or \
+                line.startswith(("graph ", "node ", "edge ")):
+            continue
+        if "shape=plaintext" in line:  # the elision marks
+            continue
+        assert "tooltip=" in line, line
+    tips = re.findall(r'tooltip="([^"]*)"', src)
+    assert tips and not any(re.fullmatch(r"[nr]\d+", t) for t in tips)
+    if view == "unfolded" and level == "variable" and arch == "elman":
+        assert any("‖∂L/∂·‖" in t and "scope" in t and "step" in t for t in tips)
+
+
+def test_svg_tooltips_reach_the_browser(tmp_path):
+    pytest.importorskip("graphviz")
+    svg = viz.render(viz.unfolded(graphs.elman(3, grads=True)), tmp_path / "u.svg")
+    text = open(svg, encoding="utf-8").read()
+    assert text.count("xlink:title=") >= text.count('<g id="node') - 3

@@ -75,7 +75,8 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     for n in sorted(V, key=sort_key):
         d = V.nodes[n]
         attrs = _node_view(d, level, label_row, scale)
-        if d["column"] is not None:
+        # no group for a step's own copy of W: it sits beside its column, not in it
+        if d["column"] is not None and d["row"] is not None:
             attrs["group"] = f"c{d['column']}"
         if d["row"] is not None:
             rows.setdefault(d["row"], []).append(n)
@@ -157,17 +158,21 @@ def _stack_rows(fig: Figure, V: nx.DiGraph, cells: dict, by_id: dict) -> None:
     tangle; with them every step reads bottom-up like the book's figures.
     """
     order = V.graph["row_order"]
+    height = {r: i for i, r in enumerate(order)}
     for c in sorted({c for _, c in cells}):
-        below = None
+        below = below_row = None
         for r in order:
             here = cells.get((r, c))
             if here is None:
                 continue
             nb, nh = by_id.get(below), by_id.get(here)
-            if below is not None and not (nb is not None and nh is not None
-                                          and V.has_edge(nb, nh)):
+            # a real edge between rows next to each other holds the column itself; one that
+            # skips rows empty in this column weighs nothing (see _edge_view): add ours
+            held = nb is not None and nh is not None and V.has_edge(nb, nh) and \
+                height[r] - height[below_row] == 1
+            if below is not None and not held:
                 fig.edge(below, here, style="invis", weight="8")
-            below = here
+            below, below_row = here, r
     # timelines (an encoder, then its decoder) climb like a staircase, as in the book's fig.
     # 10.12: every row of the next timeline above every row of the one before, so their rows
     # never share a rank and interleave
