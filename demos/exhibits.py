@@ -175,7 +175,9 @@ def deep(kind: str, steps: int) -> Exhibit:
 def recursive(steps: int) -> Exhibit:
     r = tasks.train_recursive(steps=steps)  # batched: one op per tree height, fast to train
     trees, y = tasks.make_recursive_data(0)["test"]
-    i = next(i for i, t in enumerate(trees) if len(D.tree_leaves(t)) == 6)  # held out
+    # held out, 4 leaves paired as ((x1, x2), (x3, x4)): fig. 10.14's tree, its root centred
+    i = next(i for i, t in enumerate(trees) if len(D.tree_leaves(t)) == 4 and all(
+        isinstance(c, tuple) and len(D.tree_leaves(c)) == 2 for c in t))
     out = r.model(trees[i], per_node=True)  # drawn: one composition per tree node, fig. 10.14
     loss = tg.cross_entropy(out.o, tg.tensor(y[i:i + 1], name="y")).named("L")
     return Exhibit("recursive", "Recursive network over a tree", "fig. 10.14",

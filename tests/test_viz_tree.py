@@ -145,3 +145,23 @@ def test_tree_renders_a_real_png(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert width > 600 and height > 600
+
+
+def test_fig_10_14_four_leaves_root_centred_y_on_top():
+    import layout
+    g = traced(((0, 1), (2, 0)))
+    fig = viz.unfolded(g)
+    T = viz.unfolded_graph(g)
+    pos = layout.positions(fig)
+    at = {n: pos[f"n{n}"] for n in T}
+    leaves = sorted((d["leaf"], at[n][0]) for n, d in T.nodes(data=True) if d["leaf"])
+    assert [i for i, _ in leaves] == [1, 2, 3, 4]
+    hs = [n for n, d in T.nodes(data=True) if d["name"] == "h"]
+    root = max(hs, key=lambda n: T.nodes[n]["step"])
+    middle = (leaves[0][1] + leaves[-1][1]) / 2
+    assert abs(at[root][0] - middle) < 0.05  # the root stands over the middle of the leaves
+    name = {n: d["name"] for n, d in T.nodes(data=True)}
+    top = {name[n]: at[n][1] for n in T if name[n] in ("o", "L", "y")}
+    assert at[root][1] < top["o"] < top["L"] < top["y"]  # o, L, then y on top, as the book
+    labels = {e[2] for e in re.findall(r"(\w+) -> (\w+) \[label=<<B>(\w+)</B>>", fig.source)}
+    assert labels == {"U", "W", "V"}

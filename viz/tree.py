@@ -22,7 +22,7 @@ from .grads import Scale
 from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
 from .render import Figure
 from .schema import MARK, load, sort_key
-from .style import node_attrs
+from .style import category, node_attrs
 from .timeline import is_delay, timelines
 
 
@@ -157,7 +157,11 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
                            d.get("grad_norm"), scale)
         attrs["tooltip"] = edge_tooltip(_shown(T.nodes[u]), _shown(T.nodes[v]),
                                         d.get("label") or "", d.get("grad_norm"))
-        fig.edge(ids[u], ids[v], **attrs)
+        if category(T.nodes[u]) == "target" and category(T.nodes[v]) == "loss":
+            attrs["dir"] = "back"  # y above its loss, as in figs. 10.3 and 10.14
+            fig.edge(ids[v], ids[u], **attrs)
+        else:
+            fig.edge(ids[u], ids[v], **attrs)
     return fig
 
 
