@@ -18,6 +18,9 @@ from .render import Figure
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, fmt, op_label, var_label
 
 
+CUT = "#cc0000"  # edges cut by detach: no gradient flows back along them
+
+
 def new_figure(name: str, note: str = "", scale: Scale | None = None,
                **graph_attr: str) -> Figure:
     """A figure with the shared look; the legend (when ``scale``) on top, ``note`` under it.
@@ -63,10 +66,12 @@ def edge_style(label: str, detached: bool, norm: Any = None, scale: Scale | None
     attrs: dict[str, str] = {}
     if label:
         attrs["label"] = edge_label(label)
-    if detached:
-        attrs["style"] = "dashed"
     if scale is not None:
         attrs.update(edge_overlay(norm, scale))
+    if detached:  # truncated BPTT: the cut must stand out, with or without the overlay
+        attrs.update(style="dashed", color=CUT, penwidth="1.6")
+        attrs["label"] = (attrs.get("label", "<>")[:-1] +
+                          f' <FONT COLOR="{CUT}" POINT-SIZE="10">cut</FONT>>')
     return attrs
 
 
