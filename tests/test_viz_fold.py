@@ -211,8 +211,10 @@ def test_folded_teacher_forcing_draws_y_once_with_arrows_into_the_square():
     from test_viz_names import _teacher_forced
     src = viz.folded(_teacher_forced(4)).source
     assert len(_dot_lines(src, r"label=<<B>y</B>>")) == 1  # the target and the fed-back y
-    into_square = _dot_lines(src, r"-> d\d+_\d+ ")
+    into_square = _dot_lines(src, r"-> d\d+_\d+ |^\s*d\d+_\d+ -> .*dir=back")
     assert into_square and not any("arrowhead=none" in e for e in into_square)
+    y_in = [e for e in into_square if "y → h" in e]  # the fed-back y reaches its square
+    assert y_in and all("dir=back" not in e for e in y_in)
     assert len(_dot_lines(src, r"label=<<I>L</I>>")) == 1  # one L, as in the book
 
 

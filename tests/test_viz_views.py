@@ -95,7 +95,9 @@ def test_unfolded_seq2seq_decoder_columns_follow_the_encoder():
 def test_truncated_bptt_edges_are_dashed_in_both_views():
     G = graphs.elman(6, detach_every=2)
     unf = viz.unfolded(G, max_steps=None).source
-    assert len([e for e in dot_edges(unf) if e[2] and "dashed" in e[2]]) == 2
+    cut = [e for e in dot_edges(unf) if e[2] and "dashed" in e[2]]
+    assert len(cut) == 2 and all(">cut</FONT>" in e[2] and "#cc0000" in e[2] for e in cut)
+    assert unf.count(">cut</FONT>") == 2  # only the cut edges say so
     fold_src = viz.folded(G).source
     assert "dashed" not in fold_src  # some h -> h edges still carry gradient
     assert "dashed" in viz.folded(graphs.elman(6, detach_every=1)).source
@@ -106,10 +108,13 @@ def test_folded_dot_has_the_delay_marker_and_W_label():
     squares = re.findall(r"^\s*(d\d+_\d+) \[.*shape=square", src, flags=re.M)
     assert len(squares) == 1 and "fillcolor=black" in src
     sq = squares[0]
-    into = [e for e in dot_edges(src) if e[0] == sq]
-    assert len(into) == 1 and "<B>W</B>" in into[0][2]
-    out = [e for e in dot_edges(src) if e[1] == sq]
-    assert len(out) == 1 and "arrowhead=none" not in out[0][2]  # h -> ■ has its arrowhead
+    # the loop: ■ -> h labelled W, and h -> ■ drawn as ■ -> h reversed (dir=back), its
+    # arrowhead pointing into the square
+    loop = [e for e in dot_edges(src) if e[0] == sq]
+    assert len(loop) == 2 and not [e for e in dot_edges(src) if e[1] == sq]
+    assert sum("<B>W</B>" in e[2] for e in loop) == 1
+    back = [e for e in loop if "dir=back" in e[2]]
+    assert len(back) == 1 and "arrowhead=none" not in back[0][2] and "<B>W</B>" not in back[0][2]
     # x h o yhat y, one L (the total is the book's L), the square; no h(0) beside the loop
     assert len(dot_nodes(src)) == 7 and "<SUP>(0)</SUP>" not in src
 

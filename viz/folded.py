@@ -118,11 +118,14 @@ def _delay_edge(fig: Figure, home: Figure, F: nx.DiGraph, u: int, v: int, e: dic
     square["tooltip"] = f"delay: {what}"
     home.node(sq, **square)
     attrs = edge_style("", e["detached"], norm, scale)
-    if u == v:
-        attrs["tailport"] = "e"
     tip = edge_tooltip(F.nodes[u], F.nodes[v], e["label"], what=what, role=True)
-    fig.edge(f"r{u}", sq, constraint="false", arrowsize="0.5", tooltip=tip, **attrs)
     fig.edge(sq, f"r{v}", tooltip=tip, **edge_style(e["label"], e["detached"], norm, scale))
+    if u == v:  # h -> ■ drawn as ■ -> h reversed, leaving h sideways: the square sits under
+        # its own node and the two edges make a loop (a backward loop on the other side)
+        fig.edge(sq, f"r{u}", dir="back", arrowsize="0.5", headport="w" if back else "e",
+                 tooltip=tip, **attrs)
+        return
+    fig.edge(f"r{u}", sq, constraint="false", arrowsize="0.5", tooltip=tip, **attrs)
 
 
 def _steps_note(d: dict, scale: Any) -> str:
