@@ -36,7 +36,7 @@ def test_op_float32_stays_float32(name, k):
     arrays, static = op.examples[k]
     xs = _inputs(arrays, np.float32)
     out = apply(op, xs, **static)
-    if out.dtype.kind == "f":
+    if out.dtype.kind == "f" and not op.casts:  # a cast's output dtype is its argument
         assert out.dtype == np.float32
     if op.differentiable:
         (out * 1.0).sum().backward()
