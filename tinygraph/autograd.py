@@ -184,18 +184,29 @@ def _accumulate(grads: list, owned: set[int], j: int, gj: Any) -> None:
     grads[j] = cur
 
 
-def _stale_leaves(tape: Tape) -> dict[int, np.ndarray]:
-    """Leaf node id -> data, for the leaves changed in place since they were recorded."""
-    versions = tape.versions
-    return {j: leaf.data for j, leaf in tape.leaf.items()
-            if getattr(leaf, "_version", 0) != versions.get(j, 0)}
+def _stale_leaves(tape: Tape) -> dict[int, tuple]:
+    """Leaf node id -> (data, limit) for the leaves changed in place since they were recorded.
+
+    Ops recorded after `limit` (the node the leaf got when it was next used, at its new version)
+    saved the new values and are fine; `limit` is None when every later op is suspect.
+    """
+    versions, out = tape.versions, {}
+    for j, leaf in tape.leaf.items():
+        v = getattr(leaf, "_version", 0)
+        if v != versions.get(j, 0):
+            latest = tape.leaves.get(id(leaf))
+            fresh = latest is not None and latest != j and versions.get(latest, 0) == v
+            out[j] = (leaf.data, latest if fresh else None)
+    return out
 
 
 def _check_versions(tape: Tape, i: int, saved: tuple, stale: dict) -> None:
     """Raise when op node i saved an array that shares memory with a leaf changed in place."""
     arrays = [a for s in saved for a in (s if isinstance(s, tuple) else (s,))
               if isinstance(a, np.ndarray)]
-    for j, data in stale.items():
+    for j, (data, limit) in stale.items():
+        if limit is not None and i > limit:
+            continue
         if any(np.may_share_memory(a, data) for a in arrays):
             m, leaf = Meta._make(tape.meta[i]), tape.leaf[j]
             what = f"{leaf.name!r}" if leaf.name else f"a leaf of shape {leaf.shape}"

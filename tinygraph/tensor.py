@@ -213,10 +213,13 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     """
     key = id(t)
     idx = tape.leaves.get(key)
+    version = getattr(t, "_version", 0)
     if idx is not None:
         ref = tape.foreign.get(idx)
-        if ref is None or ref() is t:
+        if ref is None and version == tape.versions.get(idx, 0) or ref is not None and ref() is t:
             return idx
+    # a new node: first use, or first use since the leaf was changed in place (the ops before
+    # saved the old values; backward checks them against the version recorded here)
     idx = len(tape.ops)
     name = t._name
     leaf = t
@@ -239,7 +242,6 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     tape.saved.append(None)
     tape.need.append(())
     tape.meta.append((t.data.shape, t.data.dtype, kind, scope, step, t.requires_grad))
-    version = getattr(t, "_version", 0)
     if version:  # absent means 0: the common case costs nothing
         tape.versions[idx] = version
     if name is not None:
@@ -315,12 +317,15 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
         track = True
     if not track:
         return res
-    leaves = tape.leaves
+    leaves, versions = tape.leaves, tape.versions
     for k, i in enumerate(ids):
         if i < 0:
             t = tensors[k]
             i = leaves.get(id(t))
-            ids[k] = i if i is not None and not tape.foreign else _leaf_index(tape, t)
+            # reuse the leaf's node unless it came from another tape or changed in place since
+            ids[k] = i if (i is not None and not tape.foreign
+                           and t._version == (versions.get(i, 0) if versions else 0)) \
+                else _leaf_index(tape, t)
     if op.backward is None:
         req = False
     idx = len(tape.ops)
