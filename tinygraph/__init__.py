@@ -11,8 +11,7 @@ the op table `OPS`.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from .version import __version__
 from .autograd import contributions, grad
 from .debug import AnomalyError, GradcheckError, GradcheckResult, detect_anomaly, gradcheck
 from .export import Graph, trace

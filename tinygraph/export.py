@@ -19,7 +19,7 @@ NODE_KEYS = ("op", "kind", "name", "shape", "dtype", "scope", "step", "param", "
 
 
 def _version() -> str:
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
