@@ -222,13 +222,15 @@ def test_grad_refuses_an_unused_input_unless_allowed():
 
 def test_grad_results_and_retained_grads_are_writable_arrays_of_their_own():
     x = tg.tensor(np.ones((2, 3)), requires_grad=True)
-    h = (x * 1.0).retain_grad()
-    (gx,) = tg.grad(h.sum(), [x], retain_graph=True)   # sum's backward is a broadcast view
+    (gx,) = tg.grad(x.sum(), [x])      # sum's backward is a read-only broadcast view
     gx.data[0, 0] = 5.0
+    assert gx.data.flags.writeable
+    y = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    h = (y * 1.0).retain_grad()
     h.sum().backward()
     h.grad[0, 0] = 7.0
-    x.grad[1, 1] = 3.0
-    assert h.grad.flags.writeable and x.grad[0, 0] == 1.0
+    y.grad[1, 1] = 3.0
+    assert h.grad.flags.writeable and y.grad[0, 0] == 1.0
 
 
 def test_two_independent_losses_on_one_tape_backpropagate_in_turn():
