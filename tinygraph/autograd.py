@@ -63,10 +63,12 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
 
     When the walk reaches a node its gradient is complete (every consumer has a larger id).
     `_arrive` gives it to whatever watches the node (hooks, `capture`, kept and retained
-    gradients); a leaf hands it to its tensor (`_leaf_grad`); an op turns it into one gradient
-    per input (`_vjp`), which `_accumulate` adds into that input's buffer.
+    gradients); a leaf hands it to its tensor (`_leaf_grad`); an op's saved buffers are checked
+    (`_check_saved`: released, or changed in place) and its backward turns the gradient into one
+    per input, which `_accumulate` adds into that input's buffer. The common path of an op stays
+    inline: it runs once per recorded op.
     """
-    ops, inputs, need_l = tape.ops, tape.inputs, tape.need
+    ops, inputs, need_l, saved_l = tape.ops, tape.inputs, tape.need, tape.saved
     top = max(seeds)
     grads: list[Any] = [None] * (top + 1)
     for i, g in seeds.items():
@@ -94,7 +96,16 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
             continue
         if watch:
             g = _arrive(tape, i, g, capture, captured, keep_grads)
-        gs = _vjp(tape, i, g, retain_graph, stale)
+        saved = saved_l[i]
+        if saved is FREED or stale:
+            _check_saved(tape, i, saved, stale)
+        try:
+            gs = ops[i].backward(g, saved, need_l[i])
+        except Exception as e:  # a backward that fails names where its op was recorded
+            m = Meta._make(tape.meta[i])
+            raise type(e)(f"backward of {ops[i].name}{_tp.where(m.scope, m.step)}: {e}") from e
+        if not retain_graph:
+            saved_l[i] = FREED
         for j, gj, nd in zip(inputs[i], gs, need_l[i]):
             if gj is None or not nd:
                 continue
@@ -132,8 +143,9 @@ def _arrive(tape: Tape, i: int, g: np.ndarray, capture: set[int] | None,
 def _leaf_grad(tape: Tape, i: int, g: np.ndarray) -> np.ndarray:
     """The finished gradient of leaf node i: its tensor's hooks applied, in its dtype."""
     if i in tape.external:
+        step = Meta._make(tape.meta[i]).step
         raise RuntimeError(
-            f"backward: tensor {tape.leaf[i].name or ''} (made at step {Meta._make(tape.meta[i]).step}) "
+            f"backward: tensor {tape.leaf[i].name or ''} (made at step {step}) "
             f"was made by a graph that was already backpropagated and released. Carried state in "
             f"truncated BPTT must be cut with .detach() before the next forward; or pass "
             f"retain_graph=True to the first backward")
@@ -145,26 +157,17 @@ def _leaf_grad(tape: Tape, i: int, g: np.ndarray) -> np.ndarray:
     return g if g.dtype == dtype else g.astype(dtype)
 
 
-def _vjp(tape: Tape, i: int, g: np.ndarray, retain_graph: bool, stale: dict) -> tuple:
-    """Op node i's gradients for its inputs; releases its saved buffers unless told not to."""
-    op, saved = tape.ops[i], tape.saved[i]
+def _check_saved(tape: Tape, i: int, saved: Any, stale: dict) -> None:
+    """Raise when op node i's saved buffers were released, or changed in place since saved."""
     if saved is FREED:
         m = Meta._make(tape.meta[i])
         raise RuntimeError(
-            f"backward: {op.name}{_tp.where(m.scope, m.step)}: its saved buffers were released by "
-            f"an earlier backward. Pass retain_graph=True to the first backward to run backward "
-            f"through the same graph twice; when carrying state from one truncated-BPTT window "
-            f"to the next, cut it with .detach() first")
-    if stale and saved:
+            f"backward: {tape.ops[i].name}{_tp.where(m.scope, m.step)}: its saved buffers were "
+            f"released by an earlier backward. Pass retain_graph=True to the first backward to "
+            f"run backward through the same graph twice; when carrying state from one "
+            f"truncated-BPTT window to the next, cut it with .detach() first")
+    if saved:
         _check_versions(tape, i, saved, stale)
-    try:
-        gs = op.backward(g, saved, tape.need[i])
-    except Exception as e:  # a backward that fails names where its op was recorded
-        m = Meta._make(tape.meta[i])
-        raise type(e)(f"backward of {op.name}{_tp.where(m.scope, m.step)}: {e}") from e
-    if not retain_graph:
-        tape.saved[i] = FREED
-    return gs
 
 
 def _accumulate(grads: list, owned: set[int], j: int, gj: Any) -> None:
