@@ -305,12 +305,19 @@ class Mean:
         return (np.broadcast_to(_expand(g, shape, axis, keepdims) / n, shape),)
 
 
-def _extreme_backward(g, saved, need):
-    """The gradient of a max or min reduction: to the elements equal to it; ties share."""
-    a, out, axis, keepdims = saved
-    mask = a == _expand(out, a.shape, axis, keepdims)
-    count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True).astype(a.dtype)
-    return (mask * (_expand(g, a.shape, axis, keepdims) / count),)
+def _extreme(reduce):
+    """Forward and backward of a max or min reduction; the gradient goes to the elements equal
+    to the result, and ties share it."""
+    def forward(a, axis=None, keepdims=False):
+        out = reduce(a, axis=axis, keepdims=keepdims)
+        return out, (a, out, axis, keepdims)
+
+    def backward(g, saved, need):
+        a, out, axis, keepdims = saved
+        mask = a == _expand(out, a.shape, axis, keepdims)
+        count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True).astype(a.dtype)
+        return (mask * (_expand(g, a.shape, axis, keepdims) / count),)
+    return staticmethod(forward), staticmethod(backward)
 
 
 _EXTREME = lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)  # noqa: E731
@@ -319,17 +326,9 @@ _EXTREME = lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)  # noqa: 
 
 @defop("max", examples=_EXTREME)
 class Max:
-    def forward(a, axis=None, keepdims=False):
-        out = np.max(a, axis=axis, keepdims=keepdims)
-        return out, (a, out, axis, keepdims)
-
-    backward = staticmethod(_extreme_backward)
+    forward, backward = _extreme(np.max)
 
 
 @defop("min", examples=_EXTREME)
 class Min:
-    def forward(a, axis=None, keepdims=False):
-        out = np.min(a, axis=axis, keepdims=keepdims)
-        return out, (a, out, axis, keepdims)
-
-    backward = staticmethod(_extreme_backward)
+    forward, backward = _extreme(np.min)
