@@ -274,3 +274,13 @@ def test_in_place_change_of_an_unsaved_leaf_is_not_an_error():
     b.mark_modified()
     loss.backward()
     np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
+def test_untracked_results_used_twice_as_leaves():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    c = tg.tensor([3.0, 4.0]) * 2          # ops on constants only: not recorded, a leaf later
+    with tg.no_grad():
+        d = x * 1.0                         # made under no_grad: a leaf later too
+    z = (x * c) * c + d * x + d
+    z.sum().backward()
+    np.testing.assert_allclose(x.grad, c.data ** 2 + d.data)

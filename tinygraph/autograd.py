@@ -195,7 +195,7 @@ def _stale_leaves(tape: Tape) -> dict[int, tuple]:
     """
     versions, out = tape.versions, {}
     for j, leaf in tape.leaf.items():
-        v = getattr(leaf, "_version", 0)
+        v = leaf._version
         if v != versions.get(j, 0):
             latest = tape.leaves.get(id(leaf))
             fresh = latest is not None and latest != j and versions.get(latest, 0) == v

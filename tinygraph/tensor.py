@@ -77,7 +77,7 @@ class Tensor:
     def version(self) -> int:
         """How many times the value was changed in place (by an optimizer step, `load_state_dict`
         or `mark_modified`). Backward refuses a graph whose saved arrays changed since recording."""
-        return getattr(self, "_version", 0)
+        return self._version
 
     def mark_modified(self) -> "Tensor":
         """Record that `.data` was changed in place (what optimizers do); returns self.
@@ -85,7 +85,7 @@ class Tensor:
         Write through ``t.data[...] = ...`` and then call this, so that a backward through a
         graph that saved the old values raises instead of silently using the new ones.
         """
-        self._version = self.version + 1
+        self._version += 1
         return self
 
     @property
@@ -213,7 +213,7 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     """
     key = id(t)
     idx = tape.leaves.get(key)
-    version = getattr(t, "_version", 0)
+    version = t._version
     if idx is not None:
         ref = tape.foreign.get(idx)
         if ref is None and version == tape.versions.get(idx, 0) or ref is not None and ref() is t:
@@ -283,6 +283,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     res._born = st.step
     res.requires_grad = False
     res._idx = -1
+    res._version = 0  # every tensor has one: an untracked output can be a leaf later
     if not st.grad_enabled:
         return res
     tape = st.tape_ref()
