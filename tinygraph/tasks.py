@@ -155,12 +155,8 @@ def bits_per_char(model: nn.Module, ids: np.ndarray, chunk: int = 100) -> float:
     with tg.no_grad():
         for s in range(0, x.shape[1], chunk):
             xs, ys = x[:, s:s + chunk], y[:, s:s + chunk]
-            if isinstance(model, nn.DeepRNN):
-                out = model(xs, state=state)
-                state = out.states
-            else:
-                out = model(xs, h0=state)
-                state = out.h[-1]
+            out = model(xs, state=state)
+            state = out.state
             total += nn.sequence_loss(out.o, ys, reduction="sum").item()
     return total / (x.shape[1] * np.log(2.0))
 

@@ -144,7 +144,8 @@ def sequence_step(model: Any, x: Any, y: Any, reduction: str = "mean"
 
     Parameters
     ----------
-    model : nn.RNN (with outputs at every step) or nn.DeepRNN
+    model : nn.RNN, nn.LSTM, nn.GRU (with outputs at every step) or nn.DeepRNN
+        Anything with ``step(x_t, state)``, ``top(state)`` and ``readout(h)``.
     x : ids (B, T) or floats (B, T, D)
         The stream's inputs.
     y : int array (B, T)
@@ -153,28 +154,20 @@ def sequence_step(model: Any, x: Any, y: Any, reduction: str = "mean"
         Per-step loss averaged or summed over the batch.
     """
     from . import nn
-    from .nn.rnn import SequenceInput
-    seq = SequenceInput(model, x, model.input_size)
+    seq = nn.loop.SequenceInput(model, x, model.input_size)
     y = np.asarray(y)
     if y.shape != (seq.batch, seq.length) or y.dtype.kind not in "iu":
         raise ValueError(f"sequence_step: expected int targets y of shape "
                          f"({seq.batch}, {seq.length}), got {y.shape} {y.dtype}")
-    if isinstance(model, nn.DeepRNN):
-        def advance(state: State, xt: Tensor) -> tuple[State, Tensor]:
-            state = model.step(xt, state)
-            return state, state[-1]
-    elif isinstance(model, nn.RNN) and model.output == "every" and model.output_size:
-        def advance(state: State, xt: Tensor) -> tuple[State, Tensor]:
-            h = model.cell(xt, state)
-            return h, h
-    else:
-        raise TypeError(f"sequence_step: expected an nn.RNN with output='every' or an "
-                        f"nn.DeepRNN with outputs, got {type(model).__name__}")
+    if not (isinstance(model, nn.Recurrent) and model.output_size
+            and getattr(model, "output", "every") == "every"):
+        raise TypeError(f"sequence_step: expected an nn.RNN, nn.LSTM or nn.GRU with outputs at "
+                        f"every step, or an nn.DeepRNN with outputs; got {type(model).__name__}")
 
     def step(state: State, t: int) -> tuple[State, Tensor]:
         with tg.scope(model.name):
-            state, top = advance(state, seq.at(t))
-            o = (top @ model.V.T + model.c).named("o")                      # (B, K)
+            state = model.step(seq.at(t), state)
+            o = model.readout(model.top(state))                             # (B, K)
             loss = tg.cross_entropy(o, y[:, t - 1], reduction=reduction).named("L")
         return state, loss
     return step

@@ -21,6 +21,7 @@ from .bidirectional import BiOutput, BidirectionalRNN
 from .deep import DeepRNN, DeepTransitionCell
 from .jordan import JordanRNN
 from .linear import Embedding, Linear
+from .loop import Recurrent
 from .loss import sequence_loss, step_grads
 from .module import Module, per_step_copies
 from .recursive import RecursiveNN, TreeOutput, balanced_tree, tree_depth
@@ -30,4 +31,4 @@ from .seq2seq import Decoder, Encoder, Seq2Seq
 __all__ = ["Module", "Linear", "Embedding", "RNNCell", "RNN", "RNNOutput", "DynamicalSystem",
            "JordanRNN", "BidirectionalRNN", "BiOutput", "Encoder", "Decoder", "Seq2Seq",
            "DeepRNN", "DeepTransitionCell", "RecursiveNN", "TreeOutput", "balanced_tree",
-           "tree_depth", "sequence_loss", "step_grads", "per_step_copies"]
+           "tree_depth", "sequence_loss", "step_grads", "per_step_copies", "Recurrent"]

@@ -17,8 +17,12 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import (Module, Transposed, as_float_seq, check_ids, init_uniform, initial_state,
-                     is_ids, who)
+from .loop import (Recurrent, SequenceInput, add_output, legacy_state, length_masks, project,
+                   run, start_state)
+from .module import Module, Transposed, init_uniform, who
+
+__all__ = ["RNNCell", "RNN", "RNNOutput", "DynamicalSystem", "SequenceInput", "length_masks",
+           "make_rng"]
 
 _rng = np.random.default_rng
 
@@ -26,49 +30,6 @@ _rng = np.random.default_rng
 def make_rng(rng: Any) -> np.random.Generator:
     """A Generator from a seed, a Generator or None."""
     return rng if isinstance(rng, np.random.Generator) else _rng(rng)
-
-
-class SequenceInput:
-    """Per-step access to a batch of sequences: float (B, T, D) or int ids (B, T).
-
-    x(t) comes out as a leaf named ``x`` (tagged with the step it is first used in); a float
-    Tensor that is part of a graph is sliced with recorded ops, so gradients reach it.
-    """
-
-    def __init__(self, mod: Module, x: Any, size: int, what: str = "input x") -> None:
-        self.ids = is_ids(x)
-        if self.ids:
-            self.data = check_ids(mod, x, size, ndim=2, what=what)
-            self.tensor = None
-            if self.data.shape[1] == 0:
-                raise ValueError(f"{who(mod)}: {what} has length T = 0; expected at least one step")
-        else:
-            self.tensor = as_float_seq(mod, x, size, what)
-            self.data = self.tensor.data
-        self.tracked = self.tensor is not None and (self.tensor.requires_grad or
-                                                    self.tensor.op is not None)
-        self.batch, self.length = self.data.shape[:2]
-        # time-major copy: x(t) is then a contiguous (B, D) block, which matmul reads faster
-        self.steps = None if self.tracked else np.ascontiguousarray(np.swapaxes(self.data, 0, 1))
-
-    def at(self, t: int) -> Tensor:
-        """x(t) for t = 1..T."""
-        if self.tracked:
-            return self.tensor[:, t - 1].named("x")
-        return tg.tensor(self.steps[t - 1], name="x")
-
-
-def length_masks(mod: Module, lengths: Any, batch: int, T: int) -> np.ndarray | None:
-    """(T, B, 1) bool: True where step t is inside sequence b; None when all are full length."""
-    if lengths is None:
-        return None
-    n = np.asarray(lengths)
-    if n.shape != (batch,) or n.dtype.kind not in "iu" or n.min() < 1 or n.max() > T:
-        raise ValueError(f"{who(mod)}: expected lengths of shape ({batch},) with ints in "
-                         f"[1, {T}], got {n.tolist() if n.size < 20 else n.shape}")
-    if (n == T).all():
-        return None
-    return (np.arange(1, T + 1)[:, None] <= n[None, :])[:, :, None]
 
 
 class RNNCell(Module):
@@ -100,11 +61,7 @@ class RNNCell(Module):
     def forward(self, x: Tensor, h: Tensor, name: str = "h", wt: tuple | None = None) -> Tensor:
         """h(t) from x(t) (B, D) float or (B,) int ids, and h(t-1) (B, H)."""
         UT, WT = (Transposed(self.U), Transposed(self.W)) if wt is None else wt
-        if x.dtype.kind in "iu":
-            xu = tg.embedding(UT(), x)                           # (B, H): U one_hot(x)
-        else:
-            xu = x @ UT()                                        # (B, H)
-        return tg.tanh(xu + h @ WT() + self.b).named(name)       # (B, H)
+        return tg.tanh(project(x, UT()) + h @ WT() + self.b).named(name)    # (B, H)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -124,12 +81,19 @@ class RNNOutput:
         The step of each entry of `o`.
     tokens : list of Tensor
         Greedy choices argmax o(t), each int (B,), when the network fed its own output back.
+    state : Tensor, tuple or list
+        The final carried state, to pass as ``state=`` to the next chunk: h(tau) (an `RNN`,
+        `GRU`), (h(tau), c(tau)) (an `LSTM`), one per layer (a `DeepRNN`).
+    c : list of Tensor
+        Cell states c(1)..c(tau) of an `LSTM` (empty otherwise).
     """
 
     o: list = field(default_factory=list)
     h: list = field(default_factory=list)
     steps: list = field(default_factory=list)
     tokens: list = field(default_factory=list)
+    state: Any = None
+    c: list = field(default_factory=list)
 
     @property
     def last(self) -> Tensor:
@@ -169,18 +133,21 @@ class DynamicalSystem(Module):
         if input_size:
             self.U = self.param("U", init_uniform(r, (state_size, input_size), state_size, dtype))
 
-    def forward(self, s0: Any = None, steps: int | None = None, x: Any = None) -> list[Tensor]:
+    def forward(self, state: Any = None, steps: int | None = None, x: Any = None,
+                **old: Any) -> list[Tensor]:
         """Unfold the system: returns [s(1), ..., s(tau)], each (B, S).
 
         Parameters
         ----------
-        s0 : array (B, S), optional
-            s(0); zeros when omitted (then `x` gives the batch size).
+        state : array (B, S), optional
+            s(0); zeros when omitted (then `x` gives the batch size). (``s0=`` is the
+            deprecated name.)
         steps : int
             tau, for the autonomous system.
         x : array (B, tau, D) or ids (B, tau)
             The input sequence of the driven system (tau is its length).
         """
+        state = legacy_state(self, state, old, "s0")
         if self.input_size:
             if x is None or steps is not None:
                 raise ValueError(f"{who(self)}: a driven system (input_size="
@@ -190,32 +157,29 @@ class DynamicalSystem(Module):
             B, T = seq.batch, seq.length
         else:
             if x is not None or steps is None or steps < 1:
-                raise ValueError(f"{who(self)}: the autonomous system takes s0 and steps >= 1 "
+                raise ValueError(f"{who(self)}: the autonomous system takes state and steps >= 1 "
                                  f"and no x; got steps={steps}, x={'None' if x is None else 'given'}")
-            if s0 is None:
-                raise ValueError(f"{who(self)}: the autonomous system needs s0 of shape "
+            if state is None:
+                raise ValueError(f"{who(self)}: the autonomous system needs state s(0) of shape "
                                  f"(B, {self.state_size})")
-            seq, B, T = None, np.shape(getattr(s0, "data", s0))[0], steps
+            seq, B, T = None, np.shape(getattr(state, "data", state))[0], steps
         name = "h" if seq is not None else "s"
-        s = initial_state(self, s0, B, self.state_size, self.W.dtype, name, what="s0")
+        s0 = start_state(self, state, B, self.state_size, self.W.dtype, (name,))
         WT = Transposed(self.W)
         UT = Transposed(self.U) if seq is not None else None
-        out = []
-        for t in range(1, T + 1):
-            with tg.step(t):
-                a = s @ WT() + self.b                                        # (B, S)
-                if seq is not None:
-                    xt = seq.at(t)
-                    a = a + (tg.embedding(UT(), xt) if seq.ids else xt @ UT())
-                s = tg.tanh(a).named(name)                                   # (B, S)
-                out.append(s)
-        return out
+
+        def step(t: int, s: Tensor, named: bool) -> Tensor:
+            a = s @ WT() + self.b                                            # (B, S)
+            if seq is not None:
+                a = a + project(seq.at(t), UT())
+            return tg.tanh(a).named(name)                                    # (B, S)
+        return run(step, s0, range(1, T + 1), names=(name,)).states
 
     def extra_repr(self) -> str:
         return f"state_size={self.state_size}, input_size={self.input_size}"
 
 
-class RNN(Module):
+class RNN(Recurrent):
     """Elman RNN with hidden-to-hidden recurrence (fig. 10.3, eq. 10.8-10.11).
 
     a(t) = b + W h(t-1) + U x(t);  h(t) = tanh(a(t));  o(t) = c + V h(t).
@@ -254,17 +218,17 @@ class RNN(Module):
         self.output = output
         self.cell = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
         if output_size is not None:
-            self.V = self.param("V", init_uniform(r, (output_size, hidden_size), hidden_size, dtype))
-            self.c = self.param("c", init_uniform(r, (output_size,), hidden_size, dtype))
+            add_output(self, r, output_size, hidden_size, dtype)
 
-    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> RNNOutput:
+    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> RNNOutput:
         """Run over a batch of sequences.
 
         Parameters
         ----------
         x : array (B, tau, D) float, or int ids (B, tau)
-        h0 : array (B, H), optional
-            h(0); zeros by default.
+        state : array (B, H), optional
+            h(0); zeros by default (``h0=`` is the deprecated name). A Tensor (``out.state`` of
+            an earlier chunk) is used as it is.
         lengths : int array (B,), optional
             True lengths of padded sequences: a state stops changing after its sequence ends,
             so ``h[-1]`` and the "last" output belong to each sequence's own last step.
@@ -273,27 +237,23 @@ class RNN(Module):
         -------
         RNNOutput
         """
+        state = legacy_state(self, state, old, "h0")
         seq = SequenceInput(self, x, self.input_size)
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
-        h = initial_state(self, h0, B, self.hidden_size, self.cell.W.dtype)
+        h0 = start_state(self, state, B, self.hidden_size, self.cell.W.dtype)
         wt = self.cell.transposes()
         VT = Transposed(self.V) if self.output_size is not None else None
-        out = RNNOutput()
-        hname = "h" if masks is None else None   # with padding, h is the state after the mask
-        for t in range(1, T + 1):
-            with tg.step(t):
-                h_new = self.cell(seq.at(t), h, name=hname, wt=wt)         # (B, H)
-                h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
-                out.h.append(h)
-                if VT is not None and (self.output == "every" or t == T):
-                    out.o.append(self.readout(h, VT))                      # (B, K)
-                    out.steps.append(t)
-        return out
+        every = self.output == "every"
+        r = run(lambda t, h, named: self.cell(seq.at(t), h, "h" if named else None, wt), h0,
+                range(1, T + 1), masks,
+                emit=None if VT is None else
+                lambda t, h: self.readout(h, VT) if every or t == T else None)
+        return RNNOutput(o=r.outputs, h=r.states, steps=r.steps, state=r.final)
 
-    def readout(self, h: Tensor, VT: Transposed | None = None) -> Tensor:
-        """o(t) = c + V h(t), named ``o``."""
-        return (h @ (self.V.T if VT is None else VT()) + self.c).named("o")
+    def step(self, x: Tensor, state: Tensor, wt: tuple | None = None) -> Tensor:
+        """One step h(t) from x(t) and h(t-1) (call inside ``tg.step(t)`` and this scope)."""
+        return self.cell(x, state, wt=wt)
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
