@@ -55,7 +55,7 @@ def _flat(state: State) -> list[Tensor]:
 
 def _pack(like: State, values: list[np.ndarray]) -> State:
     leaves = [tg.tensor(v, name="h") for v in values]
-    return leaves if isinstance(like, (list, tuple)) else leaves[0]
+    return type(like)(leaves) if isinstance(like, (list, tuple)) else leaves[0]
 
 
 def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, length: int,

@@ -28,6 +28,11 @@ from .module import (Module, Transposed, as_float_seq, check_ids, init_uniform, 
 State = Any   # a Tensor, a tuple of Tensors (h, c) or a list of Tensors (one per layer)
 
 
+def make_rng(rng: Any) -> np.random.Generator:
+    """A Generator from a seed, a Generator or None."""
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
 # ------------------------------------------------------------------------------------------------
 # inputs over time and their padding
 # ------------------------------------------------------------------------------------------------
@@ -126,6 +131,40 @@ def legacy_state(mod: Module, state: Any, old: dict, *keys: str) -> Any:
 # ------------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------------
+
+@dataclass
+class RNNOutput:
+    """What a recurrent module returns.
+
+    Attributes
+    ----------
+    o : list of Tensor
+        Output pre-activations o(t), each (B, K), for the steps in `steps`.
+    h : list of Tensor
+        States h(1)..h(tau), each (B, H) (for a stacked RNN: the top layer's).
+    steps : list of int
+        The step of each entry of `o`.
+    tokens : list of Tensor
+        Greedy choices argmax o(t), each int (B,), when the network fed its own output back.
+    state : Tensor, tuple or list
+        The final carried state, to pass as ``state=`` to the next chunk: h(tau) (an `RNN`,
+        `GRU`), (h(tau), c(tau)) (an `LSTM`), one per layer (a `DeepRNN`).
+    c : list of Tensor
+        Cell states c(1)..c(tau) of an `LSTM` (empty otherwise).
+    """
+
+    o: list = field(default_factory=list)
+    h: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    state: Any = None
+    c: list = field(default_factory=list)
+
+    @property
+    def last(self) -> Tensor:
+        """o(tau) if there are outputs, else h(tau)."""
+        return self.o[-1] if self.o else self.h[-1]
+
 
 StepFn = Callable[[int, State, bool], State]
 
@@ -250,3 +289,93 @@ class Recurrent(Module):
     def readout(self, h: Tensor, VT: Transposed | None = None) -> Tensor:
         """o(t) = c + V h(t), named ``o``."""
         return output(self, h, VT)
+
+
+class CellSequence(Recurrent):
+    """A cell run over a batch of sequences, with an optional output layer: `RNN`, `LSTM`, `GRU`.
+
+    Subclasses set ``cell_class`` (`RNNCell`, `LSTMCell`, `GRUCell`): a Module with
+    ``state_names`` (``("h",)`` or ``("h", "c")``), ``transposes()`` and
+    ``forward(x_t, state, name, wt)``, where `name` labels the new state (a str, or a tuple
+    for several tensors; None leaves them unnamed).
+
+    Parameters
+    ----------
+    input_size : int
+        D; integer inputs are ids in [0, D), acting as one-hot x(t).
+    hidden_size : int
+        H.
+    output_size : int, optional
+        K; None for a network without outputs (only states).
+    output : {"every", "last"}
+        o(t) at every step, or only at the last (fig. 10.5: summarising a sequence).
+    rng : int or Generator, optional
+    dtype : numpy dtype
+    name : str, optional
+    """
+
+    cell_class: type = Module
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
+                 output: str = "every", rng: Any = None, dtype: Any = np.float64,
+                 name: str | None = None) -> None:
+        super().__init__(name)
+        if output not in ("every", "last"):
+            raise ValueError(f"{type(self).__name__}: output must be 'every' or 'last', got "
+                             f"{output!r}")
+        r = make_rng(rng)
+        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
+        self.output = output
+        self.cell = self.cell_class(input_size, hidden_size, rng=r, dtype=dtype)
+        if output_size is not None:
+            add_output(self, r, output_size, hidden_size, dtype)
+
+    def _label(self, named: bool) -> Any:
+        names = self.cell.state_names
+        return None if not named else names[0] if len(names) == 1 else names
+
+    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> RNNOutput:
+        """Run over a batch of sequences.
+
+        Parameters
+        ----------
+        x : array (B, tau, D) float, or int ids (B, tau)
+        state : array (B, H), or a tuple (h0, c0) for an LSTM, optional
+            h(0) (and c(0)); zeros by default (``h0=`` is the deprecated name). Tensors
+            (``out.state`` of an earlier chunk) are used as they are.
+        lengths : int array (B,), optional
+            True lengths of padded sequences: a state stops changing after its sequence ends,
+            so ``h[-1]`` and the "last" output belong to each sequence's own last step.
+
+        Returns
+        -------
+        RNNOutput
+            ``h`` (and ``c``) per step, ``o`` per output step, ``state`` the final state.
+        """
+        state = legacy_state(self, state, old, "h0")
+        names = self.cell.state_names
+        seq = SequenceInput(self, x, self.input_size)
+        B, T = seq.batch, seq.length
+        masks = length_masks(self, lengths, B, T)
+        s0 = start_state(self, state, B, self.hidden_size, self.cell.parameters()[0].dtype,
+                         names)
+        wt = self.cell.transposes()
+        VT = Transposed(self.V) if self.output_size is not None else None
+        every = self.output == "every"
+        r = run(lambda t, s, named: self.cell(seq.at(t), s, self._label(named), wt), s0,
+                range(1, T + 1), masks, names,
+                emit=None if VT is None else
+                lambda t, s: self.readout(self.top(s), VT) if every or t == T else None)
+        out = RNNOutput(o=r.outputs, h=[self.top(s) for s in r.states], steps=r.steps,
+                        state=r.final)
+        if len(names) > 1:                        # an LSTM's cell states c(t)
+            out.c = [s[1] for s in r.states]
+        return out
+
+    def step(self, x: Tensor, state: State, wt: tuple | None = None) -> State:
+        """One step from x(t) and the state at t-1 (call inside ``tg.step(t)`` and this scope)."""
+        return self.cell(x, state, wt=wt)
+
+    def extra_repr(self) -> str:
+        return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
+                f"output={self.output!r}")

@@ -9,7 +9,6 @@ the gradient of each step's copy W(t) is known (`tinygraph.nn.step_grads`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,19 +16,12 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .loop import (Recurrent, SequenceInput, add_output, legacy_state, length_masks, project,
-                   run, start_state)
+from .loop import (CellSequence, RNNOutput, SequenceInput, legacy_state,  # noqa: F401
+                   length_masks, make_rng, project, run, start_state)
 from .module import Module, Transposed, init_uniform, who
 
 __all__ = ["RNNCell", "RNN", "RNNOutput", "DynamicalSystem", "SequenceInput", "length_masks",
            "make_rng"]
-
-_rng = np.random.default_rng
-
-
-def make_rng(rng: Any) -> np.random.Generator:
-    """A Generator from a seed, a Generator or None."""
-    return rng if isinstance(rng, np.random.Generator) else _rng(rng)
 
 
 class RNNCell(Module):
@@ -53,6 +45,8 @@ class RNNCell(Module):
         self.W = self.param("W", init_uniform(r, (hidden_size, hidden_size), hidden_size, dtype))
         self.b = self.param("b", init_uniform(r, (hidden_size,), hidden_size, dtype))
 
+    state_names = ("h",)
+
     def transposes(self) -> tuple[Transposed, Transposed]:
         """U^T and W^T for a loop over steps (made in this cell's scope); pass as `wt`."""
         with tg.scope(self.name):
@@ -65,40 +59,6 @@ class RNNCell(Module):
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
-
-
-@dataclass
-class RNNOutput:
-    """What a recurrent module returns.
-
-    Attributes
-    ----------
-    o : list of Tensor
-        Output pre-activations o(t), each (B, K), for the steps in `steps`.
-    h : list of Tensor
-        States h(1)..h(tau), each (B, H) (for a stacked RNN: the top layer's).
-    steps : list of int
-        The step of each entry of `o`.
-    tokens : list of Tensor
-        Greedy choices argmax o(t), each int (B,), when the network fed its own output back.
-    state : Tensor, tuple or list
-        The final carried state, to pass as ``state=`` to the next chunk: h(tau) (an `RNN`,
-        `GRU`), (h(tau), c(tau)) (an `LSTM`), one per layer (a `DeepRNN`).
-    c : list of Tensor
-        Cell states c(1)..c(tau) of an `LSTM` (empty otherwise).
-    """
-
-    o: list = field(default_factory=list)
-    h: list = field(default_factory=list)
-    steps: list = field(default_factory=list)
-    tokens: list = field(default_factory=list)
-    state: Any = None
-    c: list = field(default_factory=list)
-
-    @property
-    def last(self) -> Tensor:
-        """o(tau) if there are outputs, else h(tau)."""
-        return self.o[-1] if self.o else self.h[-1]
 
 
 class DynamicalSystem(Module):
@@ -179,7 +139,7 @@ class DynamicalSystem(Module):
         return f"state_size={self.state_size}, input_size={self.input_size}"
 
 
-class RNN(Recurrent):
+class RNN(CellSequence):
     """Elman RNN with hidden-to-hidden recurrence (fig. 10.3, eq. 10.8-10.11).
 
     a(t) = b + W h(t-1) + U x(t);  h(t) = tanh(a(t));  o(t) = c + V h(t).
@@ -207,54 +167,4 @@ class RNN(Recurrent):
     (3, (1, 5), (1, 8))
     """
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
-                 output: str = "every", rng: Any = None, dtype: Any = np.float64,
-                 name: str | None = None) -> None:
-        super().__init__(name)
-        if output not in ("every", "last"):
-            raise ValueError(f"RNN: output must be 'every' or 'last', got {output!r}")
-        r = make_rng(rng)
-        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
-        self.output = output
-        self.cell = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
-        if output_size is not None:
-            add_output(self, r, output_size, hidden_size, dtype)
-
-    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> RNNOutput:
-        """Run over a batch of sequences.
-
-        Parameters
-        ----------
-        x : array (B, tau, D) float, or int ids (B, tau)
-        state : array (B, H), optional
-            h(0); zeros by default (``h0=`` is the deprecated name). A Tensor (``out.state`` of
-            an earlier chunk) is used as it is.
-        lengths : int array (B,), optional
-            True lengths of padded sequences: a state stops changing after its sequence ends,
-            so ``h[-1]`` and the "last" output belong to each sequence's own last step.
-
-        Returns
-        -------
-        RNNOutput
-        """
-        state = legacy_state(self, state, old, "h0")
-        seq = SequenceInput(self, x, self.input_size)
-        B, T = seq.batch, seq.length
-        masks = length_masks(self, lengths, B, T)
-        h0 = start_state(self, state, B, self.hidden_size, self.cell.W.dtype)
-        wt = self.cell.transposes()
-        VT = Transposed(self.V) if self.output_size is not None else None
-        every = self.output == "every"
-        r = run(lambda t, h, named: self.cell(seq.at(t), h, "h" if named else None, wt), h0,
-                range(1, T + 1), masks,
-                emit=None if VT is None else
-                lambda t, h: self.readout(h, VT) if every or t == T else None)
-        return RNNOutput(o=r.outputs, h=r.states, steps=r.steps, state=r.final)
-
-    def step(self, x: Tensor, state: Tensor, wt: tuple | None = None) -> Tensor:
-        """One step h(t) from x(t) and h(t-1) (call inside ``tg.step(t)`` and this scope)."""
-        return self.cell(x, state, wt=wt)
-
-    def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
-                f"output={self.output!r}")
+    cell_class = RNNCell
