@@ -99,6 +99,23 @@ def _fit(model: nn.Module, steps: int, lr: float, batch_loss: Callable[[int], tg
     return history, time.perf_counter() - start
 
 
+def _fit_last(model: nn.Module, x: np.ndarray, y: np.ndarray, steps: int, lr: float, seed: int,
+              batch: int) -> tuple[list, float]:
+    """`_fit` of a sequence classifier: cross-entropy of its last output on random batches."""
+    rng = np.random.default_rng(seed)
+
+    def batch_loss(i):
+        idx = rng.integers(0, len(y), batch)
+        return tg.cross_entropy(model(x[idx]).last, y[idx])
+    return _fit(model, steps, lr, batch_loss)
+
+
+def _last_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of argmax of the last output, without recording."""
+    with tg.no_grad():
+        return float((model(x).last.data.argmax(-1) == y).mean())
+
+
 def _accuracy(logits: list, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     pred = np.stack([o.data.argmax(-1) for o in logits], axis=1)
     ok = pred == y
@@ -206,14 +223,8 @@ def train_last(steps: int = 300, seed: int = 0, hidden: int = 24, lr: float = 0.
     """`RNN(output="last")` (fig. 10.5) labelling a whole sequence; score: held-out accuracy."""
     d = make_majority_data(seed)
     model = nn.RNN(3, hidden, 2, output="last", rng=seed)
-    rng = np.random.default_rng(seed)
-
-    def batch_loss(i):
-        idx = rng.integers(0, len(d["y"]), 64)
-        return tg.cross_entropy(model(d["x"][idx]).last, d["y"][idx])
-    history, sec = _fit(model, steps, lr, batch_loss)
-    with tg.no_grad():
-        acc = float((model(d["test_x"]).last.data.argmax(-1) == d["test_y"]).mean())
+    history, sec = _fit_last(model, d["x"], d["y"], steps, lr, seed, batch=64)
+    acc = _last_accuracy(model, d["test_x"], d["test_y"])
     return TrainResult(model, history, acc, "held-out accuracy", 0.5, True, sec)
 
 
@@ -413,15 +424,8 @@ def train_recall(arch: str = "LSTM", steps: int = 300, seed: int = 0, k: int = 1
                               name=arch.lower())
     if arch != "RNN" and keep_bias:
         open_keep_gate(model, keep_bias)
-    rng = np.random.default_rng(seed)
-
-    def batch_loss(i):
-        idx = rng.integers(0, len(d["y"]), 32)
-        return tg.cross_entropy(model(d["x"][idx]).last, d["y"][idx])
-    history, sec = _fit(model, steps, lr, batch_loss)
-    with tg.no_grad():
-        acc = {lag: float((model(x).last.data.argmax(-1) == y).mean())
-               for lag, (x, y) in d["test"].items()}
+    history, sec = _fit_last(model, d["x"], d["y"], steps, lr, seed, batch=32)
+    acc = {lag: _last_accuracy(model, x, y) for lag, (x, y) in d["test"].items()}
     return TrainResult(model, history, acc[k], "held-out accuracy", 1.0 / d["K"], True, sec,
                        {"accuracy_by_lag": acc, "keep_bias": keep_bias if arch != "RNN" else None})
 

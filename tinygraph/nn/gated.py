@@ -175,16 +175,9 @@ class LSTM(_TorchLayout, CellSequence):
 
     Parameters
     ----------
-    input_size : int
-        D; integer inputs are ids in [0, D).
-    hidden_size : int
-        H.
-    output_size : int, optional
-        K: o(t) = c + V h(t) (parameters ``V``, ``c``); None for states only.
-    output : {"every", "last"}
-    rng : int or Generator, optional
-    dtype : numpy dtype
-    name : str, optional
+    input_size, hidden_size, output_size, output, rng, dtype, name :
+        D, H, K (o(t) = c + V h(t); None: states only), "every" or "last", seed, dtype,
+        scope name; see `tinygraph.nn.loop.CellSequence`.
 
     Examples
     --------

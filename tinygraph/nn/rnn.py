@@ -148,16 +148,9 @@ class RNN(CellSequence):
 
     Parameters
     ----------
-    input_size : int
-        D; integer inputs are ids in [0, D), acting as one-hot x(t).
-    hidden_size : int
-        H.
-    output_size : int, optional
-        K; None for a network without outputs (only states).
-    output : {"every", "last"}
-    rng : int or Generator, optional
-    dtype : numpy dtype
-    name : str, optional
+    input_size, hidden_size, output_size, output, rng, dtype, name :
+        D, H, K (None: states only), "every" or "last", seed, dtype, scope name; see
+        `tinygraph.nn.loop.CellSequence`.
 
     Examples
     --------
