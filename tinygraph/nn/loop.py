@@ -28,6 +28,12 @@ from .module import (Module, Transposed, as_float_seq, check_ids, init_uniform, 
 State = Any   # a Tensor, a tuple of Tensors (h, c) or a list of Tensors (one per layer)
 
 
+def per_step_mode() -> bool:
+    """True inside `per_step_copies` (each step reads the shared weights itself)."""
+    from . import module      # read at call time: module.py owns the switch
+    return bool(module._PER_STEP[0])
+
+
 def make_rng(rng: Any) -> np.random.Generator:
     """A Generator from a seed, a Generator or None."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.tensor import Tensor
+from tinygraph.tensor import Tensor, apply
 
 from .loop import (CellSequence, RNNOutput, SequenceInput, legacy_state,  # noqa: F401
-                   length_masks, make_rng, project, run, start_state)
+                   length_masks, make_rng, per_step_mode, project, run, start_state)
+from .fused import ElmanScan
 from .module import Module, Transposed, init_uniform, who
 
 __all__ = ["RNNCell", "RNN", "RNNOutput", "DynamicalSystem", "SequenceInput", "length_masks",
@@ -161,3 +162,48 @@ class RNN(CellSequence):
     """
 
     cell_class = RNNCell
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
+                 output: str = "every", rng: Any = None, dtype: Any = np.float64,
+                 name: str | None = None, fused: bool = False) -> None:
+        super().__init__(input_size, hidden_size, output_size, output, rng, dtype, name)
+        self.fused = bool(fused)
+
+    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> RNNOutput:
+        """Run over a batch of sequences; see `CellSequence.forward`.
+
+        With ``fused=True`` (and no `lengths`, outside `per_step_copies`) the recurrence is
+        one ``elman_scan`` op between batched input and output projections: the same numbers
+        and gradients as the per-step recording, in fewer ops.
+        """
+        if not (self.fused and lengths is None and not per_step_mode()):
+            return super().forward(x, state, lengths, **old)
+        state = legacy_state(self, state, old, "h0")
+        seq = SequenceInput(self, x, self.input_size)
+        B, T, H = seq.batch, seq.length, self.hidden_size
+        h0 = start_state(self, state, B, H, self.cell.W.dtype)
+        cell = self.cell
+        with tg.scope(cell.name):
+            if seq.ids:
+                xu = tg.embedding(cell.U.T, tg.tensor(seq.steps, name="x"))          # (T, B, H)
+            else:
+                xt = (tg.transpose(seq.tensor, (1, 0, 2)) if seq.tracked
+                      else tg.tensor(seq.steps, name="x"))                          # (T, B, D)
+                xu = (xt.reshape(T * B, self.input_size) @ cell.U.T).reshape(T, B, H)
+            hs = apply(ElmanScan, (xu, cell.W, cell.b, h0))                         # (T, B, H)
+        out = RNNOutput(steps=[])
+        O = None
+        if self.output_size is not None and self.output == "every":
+            O = (hs.reshape(T * B, H) @ self.V.T + self.c).reshape(T, B, self.output_size)
+        for t in range(1, T + 1):
+            with tg.step(t):
+                out.h.append(hs[t - 1].named("h"))                                  # (B, H)
+                if O is not None:
+                    out.o.append(O[t - 1].named("o"))                               # (B, K)
+                    out.steps.append(t)
+        if self.output_size is not None and self.output == "last":
+            with tg.step(T):
+                out.o.append(self.readout(out.h[-1]))
+                out.steps.append(T)
+        out.state = out.h[-1]
+        return out
