@@ -66,7 +66,8 @@ def test_fused_graph_tags_o_and_l_with_their_steps():
     scan = [d for d in nodes if d["op"] == "elman_scan"]
     assert len(scan) == 1 and scan[0]["scope"] == "rnn/cell"
     for v in ("o", "L"):                     # (the h(t) slices are off the loss path: o reads all)
-        assert [d["step"] for d in nodes if d["name"] == v and d["kind"] == "op"][:4] == [1, 2, 3, 4]
+        got = [d["step"] for d in nodes if d["name"] == v and d["kind"] == "op"]
+        assert got[:4] == [1, 2, 3, 4], v
 
 
 def test_a_float_input_that_requires_grad_gets_the_same_gradient():
@@ -85,7 +86,9 @@ def test_padding_and_per_step_copies_fall_back_to_the_per_step_recording():
     rng = np.random.default_rng(4)
     m = nn.RNN(4, 5, 3, rng=0, fused=True)
     x, y = rng.integers(0, 4, (2, 5)), rng.integers(0, 3, (2, 5))
-    ops = lambda loss: [d["op"] for _, d in tg.trace(loss).to_networkx().nodes(data=True)]  # noqa: E731
+
+    def ops(loss):
+        return [d["op"] for _, d in tg.trace(loss).to_networkx().nodes(data=True)]
     _, loss, _ = run(m, x, y, True, lengths=np.array([5, 3]))
     assert "elman_scan" not in ops(loss) and "where" in ops(loss)
     with nn.per_step_copies():

@@ -1,4 +1,4 @@
-"""A fused Elman recurrence: the whole loop h(1..tau) as one recorded op, its backward the seed's BPTT.
+"""A fused Elman recurrence: the loop h(1..tau) as one recorded op, its backward the seed's BPTT.
 
 Flow: `RNN(..., fused=True)` computes the input projections U x(t) of all steps in one op, runs
 this primitive (``elman_scan``) over them, and reads the outputs o(t) = c + V h(t) of all steps

@@ -162,7 +162,7 @@ class GRUCell(_GatedCell):
 
 
 def _torch_keys(cls_keys: tuple) -> dict:
-    """One-layer ``torch.nn.LSTM`` / ``GRU`` keys (``weight_ih_l0``) -> ours (``cell.weight_ih``)."""
+    """One-layer ``torch.nn.LSTM`` / ``GRU`` keys (``weight_ih_l0``) -> ``cell.weight_ih``."""
     return {f"{k}_l0": f"cell.{k}" for k in cls_keys}
 
 

@@ -119,7 +119,8 @@ class DynamicalSystem(Module):
         else:
             if x is not None or steps is None or steps < 1:
                 raise ValueError(f"{who(self)}: the autonomous system takes state and steps >= 1 "
-                                 f"and no x; got steps={steps}, x={'None' if x is None else 'given'}")
+                                 f"and no x; got steps={steps}, "
+                                 f"x={'None' if x is None else 'given'}")
             if state is None:
                 raise ValueError(f"{who(self)}: the autonomous system needs state s(0) of shape "
                                  f"(B, {self.state_size})")
