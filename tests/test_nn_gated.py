@@ -230,3 +230,18 @@ def test_old_keyword_h0_still_works_with_a_deprecation_warning():
         warnings.simplefilter("error")
         new = m(np.array([[0, 2]]), state=h0)
     np.testing.assert_array_equal(old.o[-1].data, new.o[-1].data)
+
+
+def test_tbptt_cuts_an_lstm_state_into_leaves_named_h_and_c():
+    rng = np.random.default_rng(9)
+    m = nn.LSTM(4, 3, 4, rng=0)
+    X, Y = rng.integers(0, 4, (2, 7)), rng.integers(0, 4, (2, 7))
+    inner, seen = sequence_step(m, X, Y), []
+
+    def step(state, t):
+        seen.append((t, tuple(s.name for s in state), type(state)))
+        return inner(state, t)
+    z = np.zeros((2, 3))
+    tbptt(step, (z, z), 7, k1=3, k2=3)
+    starts = [names for t, names, kind in seen if t in (4, 7)]   # first steps of windows 2, 3
+    assert starts == [("h", "c"), ("h", "c")] and all(kind is tuple for *_, kind in seen)

@@ -53,8 +53,9 @@ def _flat(state: State) -> list[Tensor]:
     return list(state) if isinstance(state, (list, tuple)) else [state]
 
 
-def _pack(like: State, values: list[np.ndarray]) -> State:
-    leaves = [tg.tensor(v, name="h") for v in values]
+def _pack(like: State, values: list[np.ndarray], names: list) -> State:
+    """The stored state as new leaves (the cut), named as the model named them (h, c)."""
+    leaves = [tg.tensor(v, name=n) for v, n in zip(values, names)]
     return type(like)(leaves) if isinstance(like, (list, tuple)) else leaves[0]
 
 
@@ -105,12 +106,13 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
         params = optimizer.params
     values = [np.array(s.data if isinstance(s, Tensor) else s) for s in _flat(state0)]
     kept: dict[int, list] = {0: values}          # t -> values of the state after step t
+    names = ["h"] * len(values)                  # the leaves' names until a step names them
     res = TBPTTResult()
     done = 0
     while done < length:
         end = min(done + k1, length)
         start = max(0, end - k2)
-        state = _pack(state0, kept[start])
+        state = _pack(state0, kept[start], names)
         losses = []
         for t in range(start + 1, end + 1):
             with tg.step(t):
@@ -118,6 +120,7 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
             if t > done:
                 losses.append(loss_t)
             kept[t] = [s.data for s in _flat(state)]
+            names = [s.name or n for s, n in zip(_flat(state), names)]
         if optimizer is not None:
             optimizer.zero_grad()
         total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()
