@@ -46,15 +46,17 @@ class ElmanScan:
     def backward(g, saved, need):
         hs, W, h0, bshape = saved
         T, B, H = hs.shape
-        da = np.empty_like(hs)                       # grad a(t), the pre-activation of h(t)
+        da = 1.0 - hs * hs                           # tanh'(a(t)), then grad a(t) in place
         carry = np.zeros((B, H), dtype=hs.dtype)     # W^T grad a(t+1), flowing into h(t)
         for t in range(T - 1, -1, -1):
-            da[t] = (g[t] + carry) * (1.0 - hs[t] * hs[t])
-            carry = da[t] @ W
+            dt = da[t]
+            dt *= g[t] + carry
+            carry = dt @ W
         gW = gb = None
-        if need[1]:
-            prev = np.concatenate([h0[None], hs[:-1]], axis=0).reshape(T * B, H)
-            gW = da.reshape(T * B, H).T @ prev       # sum_t grad a(t) h(t-1)^T
+        if need[1]:                                  # sum_t grad a(t) h(t-1)^T
+            gW = da[0].T @ h0
+            if T > 1:
+                gW += da[1:].reshape((T - 1) * B, H).T @ hs[:-1].reshape((T - 1) * B, H)
         if need[2]:
             gb = da.reshape(T * B, H).sum(axis=0).reshape(bshape)
         return (da if need[0] else None, gW, gb, carry if need[3] else None)
