@@ -17,6 +17,7 @@ from it) reads in the book's notation: x(t), h(t), o(t), L(t) under ``rnn/cell``
 | `LSTM`, `GRU` (`LSTMCell`, `GRUCell`) | section 10.10 (PyTorch's equations and layout) |
 
 Every time loop runs through `loop.run` (steps, padding masks, h(0), the output layer).
+`RNN(..., fused=True)` records the recurrence as one ``elman_scan`` op instead (`fused`).
 """
 from __future__ import annotations
 
