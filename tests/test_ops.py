@@ -319,7 +319,10 @@ def test_bad_operands_raise_naming_the_op():
 # ------------------------------------------------------------------------------------------------
 
 def test_every_op_has_a_public_function_of_its_name():
-    for name in tg.OPS:
+    for name, op in tg.OPS.items():
+        if not op.public:  # recorded by an nn module (elman_scan), not called by users
+            assert name not in tg.__all__, name
+            continue
         fn = getattr(tg, name, None)
         assert name in tg.__all__ and callable(fn) and fn.__name__ == name, name
 

@@ -315,7 +315,7 @@ import builtins as _builtins  # noqa: E402  (sum/max/min/abs above shadow the bu
 builtin_sum = _builtins.sum
 
 # one public function per op of the table, under the op's name (AttributeError at import if not)
-__all__ = sorted(OPS)
+__all__ = sorted(name for name, op in OPS.items() if op.public)
 _missing = [name for name in __all__ if not callable(globals().get(name))]
 if _missing:
     raise ImportError(f"tinygraph.ops: ops of the table without a public function: {_missing}")

@@ -28,18 +28,21 @@ DEFAULT_DTYPE = np.float64  # what Python floats, and integers meeting a float o
 
 
 def defop(name: str, examples: Callable[[np.random.Generator], list] | None = None,
-          casts: bool = False) -> Callable:
+          casts: bool = False, public: bool = True) -> Callable:
     """Register an op class under `name` (a lowercase numpy-style name, the node's `op`).
 
     `examples(rng)` returns ``[(list of input arrays, dict of static kwargs), ...]`` for tests.
     `casts` marks an op whose output dtype is an argument (``astype``), not its input's.
-    Every op has a public function of the same name (`tinygraph.ops`, checked at import).
+    Every op has a public function of the same name (`tinygraph.ops`, checked at import), except
+    the model-level primitives that `tinygraph.nn` records for its modules (``public=False``,
+    e.g. ``elman_scan``): users reach those through the module, not as a function.
     """
     def wrap(cls: type) -> type:
         if name in OPS:
             raise ValueError(f"defop: op {name!r} is registered twice")
         cls.name = name
         cls.casts = casts
+        cls.public = public
         cls.differentiable = getattr(cls, "backward", None) is not None
         if not hasattr(cls, "backward"):
             cls.backward = None

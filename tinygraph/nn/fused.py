@@ -25,7 +25,7 @@ def _examples(r: np.random.Generator) -> list:
               r.standard_normal(H), r.standard_normal((B, H))], {})]
 
 
-@defop("elman_scan", examples=_examples)
+@defop("elman_scan", examples=_examples, public=False)
 class ElmanScan:
     """h(t) = tanh(a(t) + W h(t-1) + b) for t = 1..tau, from a(t) = U x(t) (tau, B, H).
 
