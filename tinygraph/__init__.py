@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from .autograd import contributions, grad
 from .debug import AnomalyError, GradcheckError, GradcheckResult, detect_anomaly, gradcheck
 from .export import Graph, trace
+from .flow import GradientFlow, VariableFlow, flow
 from .ops import (add, argmax, concat, cross_entropy, detach, div, embedding, exp, getitem,
                   identity, log, log_softmax, matmul, max, mean, mse_loss, mul, neg, nll_loss,
                   one_hot, pow, relu, reshape, sigmoid, softmax, split, stack, sub, sum, tanh,
@@ -30,4 +31,5 @@ __all__ = [
     "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",
+    "flow", "GradientFlow", "VariableFlow",
 ]
