@@ -40,6 +40,8 @@ class VariableFlow:
 
     Attributes
     ----------
+    label : str
+        The key it was given under in `states` (default: ``scope/name`` of its states).
     name, scope : str
         The variable's name (``h``, ``g``, ``s``) and the scope its states were recorded in.
     steps : ndarray of int, shape (n,)
@@ -64,6 +66,7 @@ class VariableFlow:
         Fraction of units with |h| > 0.99 in each state.
     """
 
+    label: str
     name: str
     scope: str
     steps: np.ndarray
@@ -82,7 +85,7 @@ class VariableFlow:
         """Plain data for the exported graph's ``flow`` attribute (see docs/CONTRACT.md)."""
         def ids(old: tuple) -> list:
             return [None if new_id is None else new_id.get(i) for i in old]
-        return {"name": self.name, "scope": self.scope,
+        return {"label": self.label, "name": self.name, "scope": self.scope,
                 "steps": [int(s) for s in self.steps],
                 "loss_steps": [None if np.isnan(s) else int(s) for s in self.loss_steps],
                 "nodes": ids(self.state_ids), "loss_nodes": ids(self.loss_ids),
@@ -112,10 +115,10 @@ class GradientFlow:
 
     def __getitem__(self, name: str) -> VariableFlow:
         for v in self.variables:
-            if name in (v.name, f"{v.scope}/{v.name}"):
+            if name in (v.label, v.name, f"{v.scope}/{v.name}"):
                 return v
         raise KeyError(f"flow: no variable {name!r}; have "
-                       f"{[f'{v.scope}/{v.name}' for v in self.variables]}")
+                       f"{[v.label for v in self.variables]}")
 
     def to_attrs(self, new_id: Mapping[int, int] | None = None) -> dict:
         """The exported ``flow`` graph attribute: ``{"variables": [...], "sweeps", "seconds"}``."""
@@ -199,7 +202,7 @@ def flow(losses: Sequence[Tensor], states: Sequence[Tensor] | Mapping[str, Seque
         sat = np.array([float(np.mean(np.abs(s.data) > SATURATED)) for s in seq])
         steps = np.array([_step(s) for s in seq], dtype=float)
         out.append(VariableFlow(
-            name=label.split("/")[-1], scope=_scope(seq[0]),
+            label=label, name=seq[0].name or label.split("/")[-1], scope=_scope(seq[0]),
             steps=steps.astype(int) if not np.isnan(steps).any() else np.arange(1, n + 1),
             loss_steps=loss_steps, F=Fm, sigma=sigma, sigma_window=sigw, window=window,
             rho=rho, weight=None if W is None else (W.name or "W"), saturation=sat,
