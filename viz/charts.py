@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .diagnose import VANISH_RATIO, Finding, Series, diagnose
+from .diagnose import diagnose
+from .horizon import VANISH_RATIO, Finding, Series
 from .schema import is_finite, load
 from .timeline import timelines
 

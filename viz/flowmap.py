@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .diagnose import VANISH_RATIO, diagnose, flow_table
+from .diagnose import diagnose
+from .horizon import VANISH_RATIO, flow_table
 from .schema import is_finite, load
 
 

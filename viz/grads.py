@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any, Iterable
 
-from .diagnose import EXPLODE_NORM, VANISH_RATIO, Report, diagnose
+from .diagnose import Report, diagnose
+from .horizon import EXPLODE_NORM, VANISH_RATIO
 from .schema import is_finite
 from .style import fmt
 
