@@ -41,6 +41,7 @@ def elman(T=8, scale=1.0, seed=0, flow=True, B=2, H=16, last_only=False, loss_sc
         terms = step_terms(out.o, y)
     total = (tg.stack(terms).sum() * loss_scale).named("L")
     g, f = _finish(terms, out.h, m.cell.W, flow, total)
+    m.inputs = (x, y)          # for references computed from scratch
     return g, f, m
 
 
