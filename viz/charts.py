@@ -28,6 +28,22 @@ STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ("-", "v"), ("--", "
           (":", "P"), ("-.", "*")]
 
 
+def new_figure(**kwargs: Any) -> Any:
+    """A matplotlib Figure made without pyplot (no backend chosen or changed) that a notebook
+    shows inline as PNG when it is a cell's value, whatever the backend."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    class InlineFigure(Figure):
+        def _repr_png_(self) -> bytes:
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=90)
+            return buf.getvalue()
+
+    return InlineFigure(**kwargs)
+
+
 def param_contributions(graph: Any) -> dict[str, dict[int, float]]:
     """Per shared parameter, per step: the gradient norm sent back along its edges into the step.
 
@@ -109,7 +125,6 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
     '‖∂L/∂h(t)‖'
     """
     try:
-        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise ImportError("viz.gradient_chart needs matplotlib, an optional extra: "
@@ -139,7 +154,7 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
               + [("flow", f) for f in judged] + [("sigma", v) for v in spectra])
     ncols = min(3, len(panels))
     nrows = -(-len(panels) // ncols)
-    fig = Figure(figsize=(5.6 * ncols, 3.9 * nrows), layout="constrained")
+    fig = new_figure(figsize=(5.6 * ncols, 3.9 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (kind, what) in zip(axes, panels):
         if kind == "norms":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .charts import new_figure
 from .diagnose import diagnose
 from .horizon import VANISH_RATIO, flow_table
 from .schema import is_finite, load
@@ -50,7 +51,6 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
     try:
         import numpy as np
         from matplotlib.colors import LogNorm
-        from matplotlib.figure import Figure
         from matplotlib.ticker import MaxNLocator
     except ImportError as exc:
         raise ImportError("viz.flow_map needs matplotlib and numpy: `pip install matplotlib`"
@@ -66,7 +66,7 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
     n = len(variables)
     ncols = min(2, n)
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(6.2 * ncols, 5.0 * nrows), layout="constrained")
+    fig = new_figure(figsize=(6.2 * ncols, 5.0 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, v in zip(axes, variables):
         steps, loss_steps, M = flow_table(v)
@@ -115,9 +115,8 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
 
 def _cmap() -> Any:
     from matplotlib import colormaps
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("#eeeeee")   # no dependence (L(τ′) does not read h(t)): light grey
-    return cmap
+    # no dependence (L(τ′) does not read h(t)): light grey
+    return colormaps["viridis"].with_extremes(bad="#eeeeee")
 
 
 def _horizon_ticks(ax: Any, steps: list, ys: list, M: list, direction: int) -> None:
