@@ -166,6 +166,7 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
         else:
             _sigma_panel(ax, what)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.title.set_fontsize(10)
         ax.grid(True, which="both", alpha=0.25)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
@@ -238,6 +239,9 @@ def _flow_panel(ax: Any, f: Finding) -> None:
     ax.semilogy(steps, ratios, ls="-", marker="o", ms=3, label=f"{f.variable}, from {f.loss}")
     ax.axhline(VANISH_RATIO, color="#999999", ls="--", lw=1,
                label=f"horizon threshold {VANISH_RATIO:g}")
+    if max(ratios, default=0.0) > 1.0:   # growing back through time: the exploding line too
+        ax.axhline(1 / VANISH_RATIO, color="#e69138", ls="--", lw=1,
+                   label=f"exploding above {1 / VANISH_RATIO:g}")
     if f.horizon is not None and f.horizon < f.span and f.profile:
         edge = f.profile[f.horizon][0]
         ax.axvline(edge, color="#2171b5", ls=":", lw=1, label=f"horizon: {f.horizon} {f.unit}s")
