@@ -60,17 +60,24 @@ def record_chars(model: Any, T: int, start: int = 100, batch: int = 4) -> tuple[
     return tg.trace(total, flow=flow), flow
 
 
-def elman_flow(out: str, steps: int = 400, lengths: tuple = (5, 50)) -> Section:
-    """The trained Elman RNN at T = 5 and T = 50: flow heat maps, charts and the verdicts."""
-    r = tasks.train_elman(steps=steps)
+def elman_flow(out: str, steps: int = 400, lengths: tuple = (5, 50),
+               model: Any = None) -> Section:
+    """The trained Elman RNN at T = 5 and T = 50: flow heat maps, charts and the verdicts
+    (`model`: an RNN over the characters to record instead of training one)."""
+    if model is None:
+        r = tasks.train_elman(steps=steps)
+        model = r.model
+        trained = (f"trained {steps} steps on characters: held-out {r.metric:.3f} bits/char "
+                   f"(unigram {r.chance:.3f})")
+    else:
+        trained = "the model given, as it is"
     sec = Section("Gradient flow per loss term: the Elman RNN at T = 5 and T = 50",
                   "‖∂L(τ′)/∂h(t)‖ for every loss term L(τ′) (rows) and state h(t) (columns), "
                   "log colour; white ticks: where the flow from L(τ′) falls below 1e-3 of its "
                   "value at h(τ′). With a loss at every step the total ‖∂L/∂h(t)‖ hides this.",
-                  notes=[f"trained {steps} steps on characters: held-out {r.metric:.3f} "
-                         f"bits/char (unigram {r.chance:.3f})"])
+                  notes=[trained])
     for T in lengths:
-        g, flow = record_chars(r.model, T)
+        g, flow = record_chars(model, T)
         g.save(os.path.join(out, f"flow_elman_T{T}.json"))
         viz.flow_map(g, os.path.join(out, f"flow_elman_T{T}_map.png"),
                      title=f"Elman RNN, T = {T}")
