@@ -1,8 +1,8 @@
 """Gallery sections on gradient flow through time: real runs, numbers beside the pictures.
 
 Flow: tinygraph.tasks / demos.vanishing (training) -> ``tg.flow`` + ``tg.trace(loss, flow=...)``
--> viz.flow_map, viz.gradient_chart, viz.diagnose -> PNG files and `Section` records (title,
-blurb, figures, notes: what demos.page draws for a gallery card).
+-> viz.flow_map, viz.gradient_chart, viz.diagnose -> PNG files and gallery cards
+(demos.gallery.Card: title, blurb, figures, notes) with the numbers as ``.data``.
 
 Three exhibits (issue 9):
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,15 +31,14 @@ from tinygraph.optim import SGD, clip_grad_norm
 from . import vanishing
 
 
-@dataclass
-class Section:
-    """One gallery card: what demos.page draws, plus the numbers behind it."""
-
-    title: str
-    blurb: str
-    figures: list = field(default_factory=list)   # (file name, caption)
-    notes: list = field(default_factory=list)
-    data: dict = field(default_factory=dict)
+def section(title: str, blurb: str, figures: list | None = None, notes: list | None = None,
+            data: dict | None = None) -> Any:
+    """A gallery card (demos.gallery.Card: what demos.page draws) carrying the numbers behind
+    it as ``.data``."""
+    from .gallery import Card   # here, not at import: the gallery imports this module
+    card = Card(title, blurb, list(figures or []), list(notes or []))
+    card.data = dict(data or {})
+    return card
 
 
 def record_chars(model: Any, T: int, start: int = 100, batch: int = 4) -> tuple[Any, Any]:
@@ -61,7 +59,7 @@ def record_chars(model: Any, T: int, start: int = 100, batch: int = 4) -> tuple[
 
 
 def elman_flow(out: str, steps: int = 400, lengths: tuple = (5, 50),
-               model: Any = None) -> Section:
+               model: Any = None) -> Any:
     """The trained Elman RNN at T = 5 and T = 50: flow heat maps, charts and the verdicts
     (`model`: an RNN over the characters to record instead of training one)."""
     if model is None:
@@ -71,7 +69,7 @@ def elman_flow(out: str, steps: int = 400, lengths: tuple = (5, 50),
                    f"(unigram {r.chance:.3f})")
     else:
         trained = "the model given, as it is"
-    sec = Section("Gradient flow per loss term: the Elman RNN at T = 5 and T = 50",
+    sec = section("Gradient flow per loss term: the Elman RNN at T = 5 and T = 50",
                   "‖∂L(τ′)/∂h(t)‖ for every loss term L(τ′) (rows) and state h(t) (columns), "
                   "log colour; white ticks: where the flow from L(τ′) falls below 1e-3 of its "
                   "value at h(τ′). With a loss at every step the total ‖∂L/∂h(t)‖ hides this.",
@@ -96,7 +94,7 @@ def elman_flow(out: str, steps: int = 400, lengths: tuple = (5, 50),
 
 
 def exploding(out: str, rho: float = 3.0, steps: int = 150, lr: float = 1.0, T: int = 30,
-              clip: float = 5.0) -> Section:
+              clip: float = 5.0) -> Any:
     """W scaled to spectral radius `rho`, trained with SGD with and without clipping."""
     d = tasks.make_char_data(0)
     V = len(d["vocab"])
@@ -133,7 +131,7 @@ def exploding(out: str, rho: float = 3.0, steps: int = 150, lr: float = 1.0, T: 
         notes.append(f"{label}: gradient norm median {np.median(norms):.3g}, max "
                      f"{np.max(norms):.3g}; loss first {losses[0]:.3f}, last "
                      f"{losses[-1]:.3f}, best {min(finite) if finite else float('nan'):.3f}")
-    return Section(f"Exploding gradients: ρ(W) = {rho:g}, with and without clipping",
+    return section(f"Exploding gradients: ρ(W) = {rho:g}, with and without clipping",
                    "W rescaled to a spectral radius above 1; the verdict before training, then "
                    f"{steps} SGD updates (lr {lr:g}) each way: the norm of the full gradient "
                    "before clipping, and the loss.",
@@ -151,7 +149,7 @@ def _grad_norm(model: Any) -> float:
 def _plot_runs(runs: dict, path: str, rho: float) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    from viz.charts import new_figure
+    from viz.charts import new_figure, save_figure
     fig = new_figure(figsize=(11, 3.8), layout="constrained")
     a, b = fig.subplots(1, 2)
     for (label, (norms, losses)), (ls, mk) in zip(runs.items(), (("-", "o"), ("--", "s"))):
@@ -164,11 +162,11 @@ def _plot_runs(runs: dict, path: str, rho: float) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def long_range(out: str, lengths: tuple = (3, 6, 10, 15, 20, 30, 45, 60),
-               steps: int = 300) -> Section:
+               steps: int = 300) -> Any:
     """Recall the first symbol after T − 1 distractors: accuracy and the verdict's horizon."""
     rows = []
     runs = {}
@@ -188,7 +186,7 @@ def long_range(out: str, lengths: tuple = (3, 6, 10, 15, 20, 30, 45, 60),
                for T, acc, h, s, dec in rows],
              f"chance {1 / vanishing.K:.3f}; 'needs': steps from the loss back to h(1); "
              "'horizon': steps back the flow from L(T) stays above 1e-3 of its local value"]
-    return Section("A long-range task: recall the first symbol after T − 1 distractors",
+    return section("A long-range task: recall the first symbol after T − 1 distractors",
                    "the vanilla RNN is trained at each length; where the steps the task needs "
                    "exceed the verdict's horizon, the gradient that would teach it is below "
                    "1e-3 of the local one.",
@@ -201,7 +199,7 @@ def long_range(out: str, lengths: tuple = (3, 6, 10, 15, 20, 30, 45, 60),
 def _plot_recall(rows: list, path: str) -> None:
     from matplotlib.ticker import MaxNLocator
 
-    from viz.charts import new_figure
+    from viz.charts import new_figure, save_figure
     fig = new_figure(figsize=(11, 3.8), layout="constrained")
     a, b = fig.subplots(1, 2)
     Ts = [r[0] for r in rows]
@@ -217,7 +215,7 @@ def _plot_recall(rows: list, path: str) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.25)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def flow_cost(lengths: tuple = (100, 1000), hidden: int = 32) -> dict:
@@ -244,7 +242,7 @@ def flow_cost(lengths: tuple = (100, 1000), hidden: int = 32) -> dict:
     return res
 
 
-def sections(out: str, quick: bool = False) -> list[Section]:
+def sections(out: str, quick: bool = False) -> list:
     """All three exhibits, written into `out` (shorter training with `quick`)."""
     os.makedirs(out, exist_ok=True)
     k = 10 if quick else 1

@@ -31,17 +31,17 @@ def test_returns_a_figure_saves_on_request_and_never_sets_the_backend(tmp_path, 
         raise AssertionError("gradient_chart called matplotlib.use()")
     monkeypatch.setattr(matplotlib, "use", forbidden)
     before = matplotlib.get_backend()
-    g, _, _ = fg.elman(T=12)
+    g, _, _ = fg.elman(T=12, flow=False)
     fig = viz.gradient_chart(g, tmp_path / "sub" / "g.png", title="elman")
     assert isinstance(fig, Figure) and matplotlib.get_backend() == before
     data = (tmp_path / "sub" / "g.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     assert isinstance(viz.gradient_chart(g), Figure)                 # no path: nothing written
-    assert "HEALTHY" in fig._suptitle.get_text() or "VANISHING" in fig._suptitle.get_text()
+    assert "UNDETERMINED" in fig._suptitle.get_text()          # a loss at every step, no flow
 
 
 def test_integer_step_ticks_legends_outside_and_distinct_styles():
-    g, _, _ = fg.elman(T=7, B=1)                                    # one-hot: ∇U(t) = ∇b(t)
+    g, _, _ = fg.elman(T=7, B=1, flow=False)                        # one-hot: ∇U(t) = ∇b(t)
     fig = viz.gradient_chart(g)
     r = drawn(fig)
     for ax in fig.axes:
@@ -67,8 +67,9 @@ def test_titles_use_the_variables_own_name():
 
 
 def test_separate_timelines_get_separate_panels():
-    fig = viz.gradient_chart(fg.seq2seq())
-    norms = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("‖∂L/∂h")]
+    fig = viz.gradient_chart(fg.seq2seq(flow=False))
+    norms = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("‖∂L/∂h")
+             and "relative" not in ax.get_title()]
     assert len(norms) == 2
     assert any("encoder" in t for t in norms) and any("decoder" in t for t in norms)
     bi = viz.gradient_chart(fg.bidirectional())                     # one axis: h and g together

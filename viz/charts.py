@@ -174,6 +174,11 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     fig.suptitle(f"{title + ' — ' if title else ''}gradient flow: {report.verdict.upper()}")
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike | None) -> Any:
+    """Save `fig` at `path` (folders made; format from the suffix) when a path is given."""
     if path is not None:
         path = os.fspath(path)
         if os.path.dirname(path):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .charts import new_figure
+from .charts import new_figure, save_figure
 from .diagnose import diagnose
 from .horizon import VANISH_RATIO, flow_table
 from .schema import is_finite, load
@@ -105,12 +105,7 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
-    if path is not None:
-        path = os.fspath(path)
-        if os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        fig.savefig(path, dpi=110)
-    return fig
+    return save_figure(fig, path)
 
 
 def _cmap() -> Any:
