@@ -24,7 +24,7 @@ def _finish(terms, states, weights=None, flow=True, total=None):
     total = tg.stack(terms).sum().named("L") if total is None else total
     f = tg.flow(terms, states, weights=weights) if flow else None
     total.backward(keep_grads=True)
-    return tg.trace(total, flow=f), f
+    return (tg.trace(total) if f is None else tg.trace(total, flow=f)), f
 
 
 def elman(T=8, scale=1.0, seed=0, flow=True, B=2, H=16, last_only=False, loss_scale=1.0):
