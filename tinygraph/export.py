@@ -33,7 +33,7 @@ class Graph:
     edges : list of dict
         ``{"source", "target", "arg", "args", "grad_norm"}``, from input to consumer.
     attrs : dict
-        ``engine``, ``version``, ``schema``, ``output``, ``loss``.
+        ``engine``, ``version``, ``schema``, ``output``, ``loss`` (and ``flow``: see `trace`).
     """
 
     def __init__(self, nodes: list[dict], edges: list[dict], attrs: dict) -> None:

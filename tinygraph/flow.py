@@ -167,7 +167,7 @@ def flow(losses: Sequence[Tensor], states: Sequence[Tensor] | Mapping[str, Seque
     --------
     >>> rnn = tg.nn.RNN(4, 8, 4, rng=0)                                  # doctest: +SKIP
     >>> out = rnn(x)                                                     # doctest: +SKIP
-    >>> terms = [tg.cross_entropy(o, y[:, t]).named("L") for t, o in enumerate(out.o)]  # doctest: +SKIP
+    >>> terms = [tg.cross_entropy(o, y[:, t]) for t, o in enumerate(out.o)]  # doctest: +SKIP
     >>> f = tg.flow(terms, out.h, weights=rnn.cell.W)                    # doctest: +SKIP
     >>> f["h"].F[-1, 0] / f["h"].F[-1, -1]      # L(τ) at h(1), relative to h(τ)  # doctest: +SKIP
     """

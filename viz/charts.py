@@ -196,11 +196,13 @@ def _xlabel(unit: str) -> str:
 
 
 def _norms_panel(ax: Any, series: list[Series]) -> None:
+    short = _short([s.variable for s in series])
     for k, s in enumerate(series):
         ls, mk = STYLES[k % len(STYLES)]
         pts = [(t, g) for t, g in zip(s.steps, s.norms) if is_finite(g) and g > 0]
         if pts:
-            ax.semilogy(*zip(*pts), ls=ls, marker=mk, ms=5 - k % 3, label=s.variable)
+            ax.semilogy(*zip(*pts), ls=ls, marker=mk, ms=max(3.0, 6.0 - 1.5 * k),
+                        label=short[s.variable])
         bad = [t for t, g in zip(s.steps, s.norms) if not is_finite(g)]
         if bad:
             ax.scatter(bad, [max((g for _, g in pts), default=1.0)] * len(bad), color="red",
@@ -212,14 +214,24 @@ def _norms_panel(ax: Any, series: list[Series]) -> None:
            xlabel=_xlabel(unit), ylabel="gradient norm (log)")
 
 
+def _short(keys: list[str]) -> dict[str, str]:
+    """``scope/name`` -> ``name`` where the name alone is unambiguous in one panel (its title
+    says the scope)."""
+    names = [k.split("/")[-1] for k in keys]
+    return {k: n if names.count(n) == 1 else k for k, n in zip(keys, names)}
+
+
 def _scope_note(series: list[Series]) -> str:
     scopes = sorted({s.scope for s in series if s.scope})
     return f"  [{', '.join(scopes)}]" if scopes else ""
 
 
 def _params_panel(ax: Any, contrib: dict, unit: str) -> None:
+    var = "t" if unit == "step" else "k"
     merged: list[tuple[list[str], dict]] = []
+    short = _short(list(contrib))
     for name, per in contrib.items():   # identical series are drawn once, with both names
+        name = short[name]
         for names, other in merged:
             if other.keys() == per.keys() and all(
                     abs(other[t] - per[t]) <= 1e-12 * max(abs(other[t]), 1e-300) for t in per):
@@ -231,17 +243,20 @@ def _params_panel(ax: Any, contrib: dict, unit: str) -> None:
         ls, mk = STYLES[k % len(STYLES)]
         pts = [(t, g) for t, g in per.items() if is_finite(g) and g > 0]
         if pts:
-            label = " = ".join(f"∇{n}(t)" for n in names)
-            ax.semilogy(*zip(*pts), ls=ls, marker=mk, ms=4, label=label +
-                        (" (identical)" if len(names) > 1 else ""))
-    ax.set(title="per-step contributions ‖∇W(t)‖ to shared parameters", xlabel=_xlabel(unit),
-           ylabel="norm (log)")
+            label = " = ".join(f"∇{n}({var})" for n in names)
+            # later series draw smaller markers on top, so a coinciding point stays visible
+            ax.semilogy(*zip(*pts), ls=ls, marker=mk, ms=max(3.0, 7.0 - 1.5 * k),
+                        label=label + (" (identical)" if len(names) > 1 else ""))
+    scopes = sorted({k.rsplit("/", 1)[0] for k in contrib if "/" in k})
+    where = f"  [{', '.join(scopes)}]" if scopes else ""
+    ax.set(title=f"per-{unit} contributions ‖∇W({var})‖ to shared parameters" + where,
+           xlabel=_xlabel(unit), ylabel="norm (log)")
 
 
 def _flow_panel(ax: Any, f: Finding) -> None:
     steps = [st for st, r in f.profile if is_finite(r) and r > 0]
     ratios = [r for st, r in f.profile if is_finite(r) and r > 0]
-    ax.semilogy(steps, ratios, ls="-", marker="o", ms=3, label=f"{f.variable}, from {f.loss}")
+    ax.semilogy(steps, ratios, ls="-", marker="o", ms=3, label=f"{f.name}, from {f.loss}")
     ax.axhline(VANISH_RATIO, color="#999999", ls="--", lw=1,
                label=f"horizon threshold {VANISH_RATIO:g}")
     if max(ratios, default=0.0) > 1.0:   # growing back through time: the exploding line too
