@@ -130,7 +130,9 @@ def test_cli_round_trip_from_saved_json(tmp_path):
                 str(tmp_path / "f.svg"), "--diagnose")
     assert p.returncode == 0, p.stderr
     assert "<svg" in (tmp_path / "f.svg").read_text()
-    assert "VANISHING" in p.stdout
+    # a loss at every step and no exported flow: long-range and local gradient cannot be told
+    # apart (the fixture's decaying totals once read VANISHING, opposite to its overlay)
+    assert "gradient flow: UNDETERMINED" in p.stdout
     p = run_cli(str(tmp_path / "g.json"), "--level", "op", "--max-steps", "4", "-o",
                 str(tmp_path / "u.png"))
     assert p.returncode == 0, p.stderr

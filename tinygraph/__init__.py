@@ -17,6 +17,7 @@ from .debug import AnomalyError, GradcheckError, GradcheckResult, detect_anomaly
 from .export import Graph, trace
 from . import ops as _ops
 from .ops import *  # noqa: F401,F403  (one function per entry of OPS; ops.__all__ is the table)
+from .flow import GradientFlow, VariableFlow, flow
 from .registry import OPS
 from .tape import new_graph, no_grad, recording, scope, step
 from .tensor import (Parameter, Tensor, as_tensor, from_numpy, full, ones, randn, tensor, uniform,
@@ -30,4 +31,5 @@ __all__ = [
     "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",
+    "flow", "GradientFlow", "VariableFlow",
 ]

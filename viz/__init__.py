@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from .charts import gradient_chart, param_contributions
 from .diagnose import Report, Series, diagnose, recurrent_series
+from .flowmap import flow_map
 from .fold import fold
 from .fold import fold as folded_graph
 from .folded import folded
@@ -24,7 +25,7 @@ from .schema import SchemaError, load, save_json
 from .unfolded import unfolded, unfolded_graph
 
 __all__ = [
-    "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
+    "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "flow_map", "fold",
     "folded", "folded_graph", "gradient_chart", "graphical_model", "load", "param_contributions",
     "recurrent_series", "render", "save_json", "unfolded", "unfolded_graph", "variable_level",
 ]

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             print(diagnose(G))
         if args.chart:
             from .charts import gradient_chart
-            print(gradient_chart(G, args.chart))
+            gradient_chart(G, args.chart)   # a Figure, saved there
+            print(args.chart)
     except (GraphvizNotFound, SchemaError, FileNotFoundError, ValueError, ImportError) as exc:
         print(f"python -m viz: error: {exc}", file=sys.stderr)
         return 1

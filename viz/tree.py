@@ -119,7 +119,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
                  node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
     if note:
         fig.attr(label=note, labelloc="b", fontsize="11")
-    scale = Scale.of(d.get("grad_norm") for _, d in T.nodes(data=True)) if grads else None
+    scale = Scale.of(d for _, d in T.nodes(data=True)) if grads else None
     if scale is not None:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
     ids = {n: f"n{n}" if isinstance(n, int) else str(n) for n in T}
@@ -164,7 +164,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
         if d.get("detached") or T.nodes[v]["op"] == "detach":
             attrs["style"] = "dashed"
         if scale is not None:
-            attrs.update(edge_overlay(d.get("grad_norm"), scale))
+            attrs.update(edge_overlay(d.get("grad_norm"), scale, T.nodes[v]))
         fig.edge(ids[u], ids[v], **attrs)
     return fig
 
@@ -186,4 +186,4 @@ def _node_view(T: nx.DiGraph, n: Any, level: str, scale: Scale | None,
     attrs = node_attrs(d, label, level)
     if group is not None:
         attrs["group"] = group
-    return overlay_node(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay_node(attrs, d, scale) if scale is not None else attrs
