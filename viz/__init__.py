@@ -19,12 +19,13 @@ from .fold import fold as folded_graph
 from .folded import folded
 from .graphical_model import graphical_model
 from .levels import variable_level
-from .render import Figure, GraphvizNotFound, render
+from .figure import Figure, GraphvizError, GraphvizNotFound
+from .render import render
 from .schema import SchemaError, load, save_json
 from .unfolded import unfolded, unfolded_graph
 
 __all__ = [
-    "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
+    "Figure", "GraphvizError", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
     "folded", "folded_graph", "gradient_chart", "graphical_model", "load", "param_contributions",
     "recurrent_series", "render", "save_json", "unfolded", "unfolded_graph", "variable_level",
 ]
