@@ -86,6 +86,11 @@ class Report:
             lines.append("  smallest: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.smallest))
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """Notebooks show the report as text under a coloured verdict (viz.html)."""
+        from .html import report_html
+        return report_html(self)
+
 
 def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Series]:
     """‖∂L/∂v(t)‖ by step for every recurrent variable of the graph (see module docstring).

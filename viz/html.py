@@ -147,7 +147,8 @@ html, body { margin: 0; height: 100%; font-family: Helvetica, Arial, sans-serif;
 #panel td { padding: 1px 6px 1px 0; vertical-align: top; }
 #panel td:first-child { color: #666; }
 g.node { cursor: pointer; }
-g.node.picked > *:not(title) { stroke: #e65100 !important; stroke-width: 3px; }
+g.node.picked ellipse, g.node.picked polygon, g.node.picked path {
+  stroke: #e65100 !important; stroke-width: 3px; }
 svg.stepping g.node.off, svg.stepping g.edge.off { opacity: 0.18; }
 """
 
