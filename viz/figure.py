@@ -82,15 +82,19 @@ class Figure(graphviz.Digraph):
     _quote_edge = staticmethod(_plain_id)
     drawn_from: tuple[Any, str, dict] | None = None
 
-    def _repr_svg_(self) -> str:
-        return pipe(self, "svg").decode("utf-8")
+    def _repr_svg_(self) -> str | None:
+        """The figure as SVG text, or None (IPython then shows the other formats)."""
+        try:
+            return pipe(self, "svg").decode("utf-8")
+        except (GraphvizNotFound, GraphvizError):
+            return None
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
                           **kwargs: Any) -> dict[str, str]:
         # graphviz.Digraph defines this hook too and IPython prefers it to _repr_svg_: without
         # this override its own renderer ran and a missing `dot` showed its bare traceback
         try:
-            return {"image/svg+xml": self._repr_svg_()}
+            return {"image/svg+xml": pipe(self, "svg").decode("utf-8")}
         except (GraphvizNotFound, GraphvizError) as exc:
             return {"text/plain": str(exc),
                     "text/html": f"<pre style='color:#a00'>{html.escape(str(exc))}</pre>"}
