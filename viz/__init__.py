@@ -12,6 +12,14 @@ net recorded per node) / ``folded`` / ``graphical_model`` (the figures), ``rende
 """
 from __future__ import annotations
 
+try:  # the optional extra: say how to get it, not a bare "No module named networkx"
+    import graphviz as _graphviz  # noqa: F401
+    import networkx as _networkx  # noqa: F401
+except ImportError as _exc:
+    raise ImportError(f"viz needs the Python package {_exc.name!r}, part of the optional extra "
+                      f"`viz`: pip install \"tinygraph[viz]\" (pictures also need Graphviz's "
+                      f"`dot` program: apt-get install graphviz)", name=_exc.name) from _exc
+
 from .charts import gradient_chart, param_contributions
 from .diagnose import Report, Series, diagnose, recurrent_series
 from .fold import fold

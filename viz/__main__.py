@@ -18,7 +18,7 @@ from importlib import metadata
 from .diagnose import diagnose
 from .figure import GraphvizError, GraphvizNotFound
 from .render import draw, render
-from .schema import SCHEMA_VERSION, SchemaError, load
+from .schema import SCHEMA_VERSION, SchemaError, describe, load
 from .unfolded import DEFAULT_MAX_STEPS
 
 #: what a user can fix; anything else is a bug in viz and says so
@@ -39,8 +39,11 @@ def build_parser(prog: str = "python -m viz") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Draw a tinygraph graph (node-link JSON) folded or unfolded.")
-    p.add_argument("graph", help="graph JSON saved with tg.Graph.save or viz.save_json")
+    p.add_argument("graph", nargs="?",
+                   help="graph JSON saved with tg.Graph.save or viz.save_json")
     p.add_argument("--version", action="version", version=version())
+    p.add_argument("--schema", action="store_true",
+                   help="print the graph attributes viz reads, with their types, and exit")
     p.add_argument("--view", choices=("unfolded", "folded", "graphical"), default="unfolded")
     p.add_argument("--level", choices=("variable", "op"), default="variable")
     p.add_argument("--grad", action="store_true", help="overlay gradient norms")
@@ -62,6 +65,9 @@ def build_parser(prog: str = "python -m viz") -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     """Do what the parsed command line asks (errors propagate to :func:`main`)."""
+    if args.schema:
+        print(describe())
+        return
     G = load(args.graph)
     options: dict = {}
     if args.view == "unfolded":
@@ -85,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m viz`` and ``tinygraph-viz``; returns the exit status."""
     argv0 = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     prog = argv0 if argv0.startswith("tinygraph-viz") else "python -m viz"
-    args = build_parser(prog).parse_args(argv)
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.graph is None and not args.schema:
+        parser.error("the graph JSON file is required")
     try:
         run(args)
         sys.stdout.flush()

@@ -186,7 +186,8 @@ def check_node(n: Any, attrs: dict) -> dict:
     if "op" not in attrs or "kind" not in attrs:
         key = "op" if "op" not in attrs else "kind"
         raise SchemaError(f"node {n!r} has no {key!r} attribute; every node needs op and "
-                          f"kind (see docs/CONTRACT.md); attributes: {sorted(map(str, attrs))}")
+                          f"kind (python -m viz --schema); attributes: "
+                          f"{sorted(map(str, attrs))}")
     if not isinstance(attrs["kind"], str) or attrs["kind"] not in KINDS:
         raise SchemaError(f"node {n!r} ({attrs['op']!r}) has 'kind' {attrs['kind']!r}; "
                           f"expected one of {KINDS}")
@@ -200,7 +201,8 @@ def check_node(n: Any, attrs: dict) -> dict:
         value = data[key]
         if not check(value):
             raise SchemaError(f"{where}: attribute {key!r} is {type(value).__name__} "
-                              f"{_short(value)}; expected {expected} (see docs/CONTRACT.md)")
+                              f"{_short(value)}; expected {expected} "
+                              f"(python -m viz --schema)")
     if data["step"] is not None:
         data["step"] = int(data["step"])
     if data["shape"] is not None:
@@ -218,7 +220,7 @@ def check_edge(u: Any, v: Any, attrs: dict) -> dict:
         if not check(data[key]):
             raise SchemaError(f"edge {u!r} -> {v!r}: attribute {key!r} is "
                               f"{type(data[key]).__name__} {_short(data[key])}; expected "
-                              f"{expected} (see docs/CONTRACT.md)")
+                              f"{expected} (python -m viz --schema)")
     return data
 
 
@@ -295,6 +297,16 @@ def _escape_char(m: re.Match) -> str:
     if c == 0x7F:
         return "\u2421"  # ␡
     return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+
+
+def describe() -> str:
+    """The attribute types :func:`load` checks, as text (``python -m viz --schema``)."""
+    lines = [f"graph schema {SCHEMA_VERSION} (described in full in docs/CONTRACT.md of the tinygraph sources)",
+             f"node kinds: {', '.join(KINDS)}", "node attributes:"]
+    lines += [f"  {k:14} {expected}" for k, (_, expected) in NODE_TYPES.items()]
+    lines.append("edge attributes:")
+    lines += [f"  {k:14} {expected}" for k, (_, expected) in EDGE_TYPES.items()]
+    return "\n".join(lines)
 
 
 def _short(value: Any) -> str:
