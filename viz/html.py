@@ -21,6 +21,7 @@ from .figure import Figure, dot_id, pipe
 from .fold import fold
 from .levels import choose_level
 from .schema import load, sort_key
+from .style import fmt
 from .unfolded import DEFAULT_MAX_STEPS, unfolded_graph
 
 SHOWN = ("name", "op", "kind", "shape", "dtype", "scope", "step", "value_norm", "grad_norm",
@@ -93,7 +94,10 @@ def node_table(fig: Figure) -> dict[str, Any]:
 
 
 def _details(d: dict, members: list[dict]) -> dict:
+    """Shown text for one drawn node; norms are formatted here, as in the figures' labels."""
     out = {k: _jsonable(d.get(k)) for k in SHOWN}
+    for k in ("value_norm", "grad_norm"):
+        out[k + "_text"] = None if d.get(k) is None else fmt(d[k])
     if len(members) > 1:
         out["step"] = None
         out["steps"] = len(members)
@@ -101,7 +105,7 @@ def _details(d: dict, members: list[dict]) -> dict:
     for m in members:
         if m.get("step") is not None:
             per[str(m["step"])] = {"grad_norm": _jsonable(m.get("grad_norm")),
-                                   "value_norm": _jsonable(m.get("value_norm"))}
+                                   "text": fmt(m.get("grad_norm"))}
     out["per_step"] = per
     return out
 
@@ -192,13 +196,6 @@ JS = r"""
 
   function esc(s) { return String(s).replace(/[&<>"]/g, function (c) {
     return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;'}[c]; }); }
-  function num(x) {
-    if (x === null || x === undefined) return '–';
-    if (typeof x === 'string') return x;
-    if (x === 0) return '0';
-    const a = Math.abs(x);
-    return (a >= 1e-2 && a < 1e3) ? x.toPrecision(3) : x.toExponential(1);
-  }
   const ids = {};
   svg.querySelectorAll('g.node, g.edge').forEach(function (g) {
     const t = g.querySelector('title');
@@ -222,7 +219,7 @@ JS = r"""
       let v = d[r[1]];
       if (v === null || v === undefined || v === '') return;
       if (r[1] === 'shape') v = '(' + v.join(', ') + ')';
-      else if (r[1].endsWith('norm')) v = num(v);
+      else if (r[1].endsWith('norm')) v = d[r[1] + '_text'];
       h += '<tr><td>' + r[0] + '</td><td>' + esc(v) + '</td></tr>';
     });
     h += '</table>';
@@ -230,7 +227,7 @@ JS = r"""
     if (steps.length > 1 && data.grads) {
       h += '<p>per step ‖∂L/∂·‖:</p><table>';
       steps.forEach(function (t) {
-        h += '<tr><td>t=' + t + '</td><td>' + num(d.per_step[t].grad_norm) + '</td></tr>';
+        h += '<tr><td>t=' + t + '</td><td>' + esc(d.per_step[t].text) + '</td></tr>';
       });
       h += '</table>';
     }
@@ -273,7 +270,7 @@ JS = r"""
         if (on) {
           lit[id] = true;
           const who = (d.name || d.op) + (d.scope ? ' (' + d.scope + ')' : '');
-          h += '<tr><td>' + esc(who) + '</td><td>' + num(d.per_step[t].grad_norm) + '</td></tr>';
+          h += '<tr><td>' + esc(who) + '</td><td>' + esc(d.per_step[t].text) + '</td></tr>';
         }
       });
       svg.querySelectorAll('g.edge').forEach(function (g) {
