@@ -6,8 +6,9 @@ saved JSON graphs and graphs from other engines converted to that schema.
 
 Modules, in the order data flows through them: ``schema`` (load, check), ``levels`` (variable
 level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
-``style`` and ``grads`` (looks, gradient overlays), ``unfolded`` (with ``tree`` for a recursive
-net recorded per node) / ``folded`` / ``graphical_model`` (the figures), ``render`` (files),
+``style`` and ``grads`` (looks, gradient overlays), ``figure`` (the Figure every view returns),
+``unfolded`` (with ``tree`` for a recursive net recorded per node) / ``folded`` /
+``graphical_model`` (the figures), ``html`` (the interactive page), ``render`` (files),
 ``diagnose`` and ``charts`` (gradient flow through time), ``__main__`` (command line).
 """
 from __future__ import annotations
