@@ -65,6 +65,33 @@ def test_page_table_has_every_attribute_of_the_drawn_nodes():
 
 
 @needs_dot
+@pytest.mark.parametrize("make", [lambda: graphs.tree(4, grads=True),
+                                  lambda: graphs.seq2seq(4, T_out=3),
+                                  lambda: graphs.bidirectional(12, grads=True)],
+                         ids=["tree", "seq2seq", "bidirectional"])
+@pytest.mark.parametrize("view,opts", [("unfolded", {}), ("unfolded", {"level": "op",
+                                                                        "params": "per_step"}),
+                                       ("folded", {}), ("folded", {"level": "op"})])
+def test_every_drawn_node_has_its_details(make, view, opts):
+    fig = getattr(viz, view)(make(), **opts)
+    svg = viz.figure.pipe(fig).decode()
+    drawn = set(re.findall(r'class="node">\s*<title>([^<]*)</title>', svg))
+    table = node_table(fig)["nodes"]
+    marks = {i for i in drawn - set(table) if re.fullmatch(r"d\d+_\d+", i)}  # delay squares
+    assert drawn - marks <= set(table) and len(drawn - marks) >= 6
+    assert view == "folded" or not marks
+
+
+@needs_dot
+def test_a_hand_made_digraph_gets_a_page_without_details(tmp_path):
+    import graphviz
+    fig = graphviz.Digraph(name="mine")
+    fig.edge("a", "b")
+    text = open(viz.render(fig, tmp_path / "m.html"), encoding="utf-8").read()
+    assert "<svg" in text and page_data(text)["nodes"] == {}
+
+
+@needs_dot
 def test_cli_writes_the_page(tmp_path):
     viz.save_json(graphs.elman(4, grads=True), tmp_path / "g.json")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(viz.__file__)))

@@ -17,7 +17,9 @@ import json
 import math
 from typing import Any
 
-from .figure import Figure, dot_id, pipe
+import graphviz
+
+from .figure import dot_id, pipe
 from .fold import fold
 from .levels import choose_level
 from .schema import load, sort_key
@@ -28,12 +30,12 @@ SHOWN = ("name", "op", "kind", "shape", "dtype", "scope", "step", "value_norm", 
          "src")
 
 
-def page(fig: Figure, title: str | None = None) -> bytes:
+def page(fig: graphviz.Digraph, title: str | None = None) -> bytes:
     """The interactive page of ``fig`` as UTF-8 HTML bytes (what ``render(fig, "x.html")`` writes).
 
     Parameters
     ----------
-    fig : viz.figure.Figure
+    fig : viz.figure.Figure or graphviz.Digraph
         A figure from a view. A figure drawn by hand (not by a view) gets pan and zoom but no
         node details.
     title : str, optional
@@ -61,15 +63,16 @@ def page(fig: Figure, title: str | None = None) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
-def node_table(fig: Figure) -> dict[str, Any]:
+def node_table(fig: graphviz.Digraph) -> dict[str, Any]:
     """What the page shows: ``{"nodes": {dot id: details}, "steps": [...], "view": ...}``.
 
     Details are the schema attributes of the node (for a folded role: of its first member) and
     ``per_step``: step -> {grad_norm, value_norm} of the node(s) it stands for at that step.
     """
-    if fig.drawn_from is None:
+    drawn_from = getattr(fig, "drawn_from", None)  # a plain graphviz.Digraph has none
+    if drawn_from is None:
         return {"view": None, "nodes": {}, "steps": [], "grads": False}
-    graph, view, options = fig.drawn_from
+    graph, view, options = drawn_from
     nodes: dict[str, dict] = {}
     if view == "folded":
         G, level, _ = choose_level(graph, options.get("level", "variable"))
@@ -212,7 +215,8 @@ JS = r"""
     const d = data.nodes[id];
     if (!d) {
       const g = ids[id];
-      return '<b>' + esc(g ? g.textContent.trim() : id) + '</b><p>(no recorded details)</p>';
+      return '<b>' + esc(g ? g.textContent.trim() : id) + '</b><p>(not a recorded node: a '
+        + 'layout mark, such as the delay square ■ of a folded loop)</p>';
     }
     let h = '<table>';
     rows.forEach(function (r) {
