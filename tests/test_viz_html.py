@@ -203,6 +203,18 @@ def test_page_in_chromium_has_a_step_slider(browser, tmp_path):
     h1 = next(d["grad_norm"] for _, d in G.nodes(data=True) if d["name"] == "h" and d["step"] == 1)
     assert "step 1" in panel and re.search(rf"^h \(rnn\) {re.escape(fmt(h1))}$", panel, re.M)
     shot(browser, tmp_path, "html_folded_step1")
+    browser.execute_script("const s = document.getElementById('step'); s.value = 0; "
+                           "s.dispatchEvent(new Event('input'))")
+    role = browser.execute_script("const n = window.vizPage.data.nodes; "
+                                  "return Object.keys(n).find(k => n[k].name === 'h')")
+    browser.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))",
+                           browser.find_element(By.CSS_SELECTOR, f'g.node[data-id="{role}"]'))
+    panel = browser.find_element(By.ID, "panel").text
+    assert "steps 6" in panel and "per step" in panel and "gradient norm" not in panel
+    for t in range(1, 7):  # each step's recorded norm, in the panel's table
+        g = next(d["grad_norm"] for _, d in G.nodes(data=True) if d["name"] == "h" and d["step"] == t)
+        assert re.search(rf"^{t} 1 {re.escape(fmt(g))}$", panel, re.M), panel
+    shot(browser, tmp_path, "html_folded_role")
 
 
 @needs_dot

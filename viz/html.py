@@ -101,14 +101,15 @@ def _details(d: dict, members: list[dict]) -> dict:
     out = {k: _jsonable(d.get(k)) for k in SHOWN}
     for k in ("value_norm", "grad_norm"):
         out[k + "_text"] = None if d.get(k) is None else fmt(d[k])
-    if len(members) > 1:
-        out["step"] = None
-        out["steps"] = len(members)
+    if len(members) > 1:  # a folded role: its norms are per step, listed below
+        out.update(step=None, steps=len(members), value_norm=None, grad_norm=None,
+                   value_norm_text=None, grad_norm_text=None)
     per: dict[str, dict] = {}
     for m in members:
         if m.get("step") is not None:
             per[str(m["step"])] = {"grad_norm": _jsonable(m.get("grad_norm")),
-                                   "text": fmt(m.get("grad_norm"))}
+                                   "text": fmt(m.get("grad_norm")),
+                                   "value": fmt(m.get("value_norm"))}
     out["per_step"] = per
     return out
 
@@ -228,10 +229,11 @@ JS = r"""
     });
     h += '</table>';
     const steps = Object.keys(d.per_step).map(Number).sort(function (a, b) { return a - b; });
-    if (steps.length > 1 && data.grads) {
-      h += '<p>per step ‖∂L/∂·‖:</p><table>';
+    if (steps.length > 1) {
+      h += '<p>per step:</p><table><tr><td>t</td><td>‖value‖</td><td>‖∂L/∂·‖</td></tr>';
       steps.forEach(function (t) {
-        h += '<tr><td>t=' + t + '</td><td>' + esc(d.per_step[t].text) + '</td></tr>';
+        const p = d.per_step[t];
+        h += '<tr><td>' + t + '</td><td>' + esc(p.value) + '</td><td>' + esc(p.text) + '</td></tr>';
       });
       h += '</table>';
     }
