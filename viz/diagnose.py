@@ -22,7 +22,6 @@ Verdicts: ``vanishing`` (horizon shorter than the sequence), ``exploding`` (the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from html import escape
 from typing import Any
 
 import networkx as nx
@@ -95,12 +94,9 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        colour = {"vanishing": "#2171b5", "exploding": "#e69138", "non-finite": "#e00000",
-                  "healthy": "#2e7d32"}.get(self.verdict, "#555555")
-        items = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
-        tries = "".join(f"<li><i>try</i>: {escape(a)}</li>" for a in self.advice)
-        return (f'<div><b style="color:{colour}">gradient flow: {escape(self.verdict.upper())}'
-                f"</b><ul>{items}{tries}</ul></div>")
+        """Notebooks show the report as text under a coloured verdict (viz.html)."""
+        from .html import report_html
+        return report_html(self)
 
 
 def recurrent_roles(F: nx.DiGraph) -> list[tuple[Any, int]]:

@@ -15,11 +15,12 @@ from typing import Any
 from .fold import fold
 from .levels import choose_level
 from .grads import Scale, edge_overlay, legend, node_overlay
-from .render import Figure
+from .figure import Figure, drawing
 from .style import (DELAY_ATTRS, EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs,
                     op_label, var_label)
 
 
+@drawing("folded")
 def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     """Draw the folded computational graph (one node per role, delay loops).
 

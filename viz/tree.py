@@ -19,7 +19,7 @@ import networkx as nx
 
 from .fold import step_pieces
 from .grads import Scale, edge_overlay, legend, overlay_node
-from .render import Figure
+from .figure import Figure, dot_id
 from .schema import MARK, load, sort_key
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs, op_label, var_label
 from .timeline import is_delay, timelines
@@ -122,7 +122,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
     scale = Scale.of(d for _, d in T.nodes(data=True)) if grads else None
     if scale is not None:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
-    ids = {n: f"n{n}" if isinstance(n, int) else str(n) for n in T}
+    ids = {n: dot_id(n) for n in T}
     group: dict[Any, str] = {}  # a leaf and what it feeds in its step stand in one column
     for n in sorted(T, key=sort_key):
         if T.nodes[n]["leaf"] is not None:

@@ -18,7 +18,7 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .grads import Scale, edge_overlay, legend, overlay_node
 from .levels import choose_level, param_expressions, variable_level
-from .render import Figure
+from .figure import Figure, dot_id, drawing
 from .schema import MARK, load, sort_key
 from .style import (EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
                     node_attrs, op_label, var_label)
@@ -173,6 +173,7 @@ def _trim(G: nx.DiGraph, col_of: dict, cols: list) -> nx.DiGraph:
     return G.subgraph(keep).copy()
 
 
+@drawing("unfolded")
 def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
              grads: bool = False, params: str = "once") -> Figure:
     """Draw the unfolded computational graph, time steps left to right.
@@ -329,7 +330,7 @@ def _row_order(V: nx.DiGraph) -> list[int]:
 
 
 def _dot_id(n: Any) -> str:
-    return f"n{n}" if isinstance(n, int) else str(n).replace("...", "e").replace("@", "_")
+    return dot_id(n)
 
 
 def _label_row(V: nx.DiGraph) -> int | None:
