@@ -336,8 +336,8 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     need = tuple(need)
     shape = out.shape
     # the same few `need` patterns and shapes recur on every step: share one object of each
-    tape.need.append(_INTERN.setdefault(need, need))
-    tape.meta.append((_INTERN.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
+    tape.need.append(_NEEDS.setdefault(need, need))
+    tape.meta.append((_SHAPES.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
     if st.source:
         tape.src[idx] = _tp.user_frame_line()
     if st.values and out.dtype.kind in "fc":
@@ -349,7 +349,10 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
 
 _new = object.__new__
-_INTERN: dict[tuple, tuple] = {}
+# two tables, not one: (True,) == (1,) in Python, so a shared table handed a `need` tuple back as
+# the shape (1,) and the export wrote the shape [true]
+_NEEDS: dict[tuple, tuple] = {}
+_SHAPES: dict[tuple, tuple] = {}
 
 
 def to_array(data: Any, dtype: Any, who: str, copy: bool = False) -> np.ndarray:
