@@ -47,9 +47,6 @@ def _draw(out: str, name: str, fig) -> str:
     PNG, so it looks the same in every browser, and links to the SVG)."""
     viz.render(fig, os.path.join(out, name + ".svg"))
     viz.render(fig, os.path.join(out, name + ".png"))
-    dot = os.path.join(out, name + ".dot")
-    if os.path.exists(dot):  # written beside each render; keep the folder tidy
-        os.remove(dot)
     return name + ".png"
 
 

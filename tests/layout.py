@@ -34,8 +34,9 @@ def positions(fig) -> dict[str, tuple[float, float]]:
 
 
 def dot_name(n) -> str:
-    """The DOT id viz.unfolded gives view node ``n``."""
-    return f"n{n}" if isinstance(n, int) else str(n).replace("...", "e").replace("@", "_")
+    """The DOT id the views give graph node ``n``."""
+    from viz.figure import dot_id
+    return dot_id(n)
 
 
 def column_spread(fig, V) -> float:

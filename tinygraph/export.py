@@ -19,7 +19,7 @@ NODE_KEYS = ("op", "kind", "name", "shape", "dtype", "scope", "step", "param", "
 
 
 def _version() -> str:
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
@@ -33,7 +33,7 @@ class Graph:
     edges : list of dict
         ``{"source", "target", "arg", "args", "grad_norm"}``, from input to consumer.
     attrs : dict
-        ``engine``, ``version``, ``schema``, ``output``, ``loss``.
+        ``engine``, ``version``, ``schema``, ``output``, ``loss`` (and ``flow``: see `trace`).
     """
 
     def __init__(self, nodes: list[dict], edges: list[dict], attrs: dict) -> None:
@@ -103,10 +103,11 @@ def _num(x: float | None) -> float | None:
     return None if x is None else float(x)  # NaN / inf are kept: they are the point
 
 
-def trace(output: Tensor) -> Graph:
+def trace(output: Tensor, flow: Any = None) -> Graph:
     """The graph of every node that `output` depends on, in tape order.
 
-    After ``backward(keep_grads=True)`` nodes and edges carry ``grad_norm``.
+    After ``backward(keep_grads=True)`` nodes and edges carry ``grad_norm``. A `tg.flow`
+    result passed as `flow` becomes the graph attribute ``flow`` (per-loss-term flow, spectra).
     """
     if not isinstance(output, Tensor):
         raise TypeError(f"trace: expected a Tensor, got {type(output).__name__}")
@@ -150,4 +151,6 @@ def trace(output: Tensor) -> Graph:
     out = new_id[output._idx]
     attrs = {"engine": "tinygraph", "version": _version(), "schema": SCHEMA_VERSION,
              "output": out, "loss": out if output.data.size == 1 else None}
+    if flow is not None:
+        attrs["flow"] = flow.to_attrs(new_id)
     return Graph(nodes, edges, attrs)

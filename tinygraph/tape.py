@@ -17,7 +17,7 @@ import os
 import sys
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,22 @@ class Node:
     value_norm: float | None
 
 
+class Meta(NamedTuple):
+    """The per-node metadata fields, read by name: ``Meta._make(tape.meta[i]).scope``.
+
+    The tape itself stores plain tuples in this field order: a NamedTuple instance stays tracked
+    by Python's garbage collector (a plain tuple of atoms is untracked), and measured on 300,000
+    nodes it costs 4x the construction time and 5x the time of a full collection.
+    """
+
+    shape: tuple
+    dtype: Any
+    kind: str
+    scope: str
+    step: int | None
+    requires_grad: bool
+
+
 FREED = False  # the `saved` entry of a node whose buffers backward released
 
 
@@ -53,7 +69,7 @@ class Tape:
 
     __slots__ = ("ops", "inputs", "saved", "need", "meta", "names", "leaf", "leaves", "foreign", "external",
                  "src", "value_norms", "hooks", "retained", "grad_norms", "edge_norms",
-                 "node_grads", "contribs", "released", "__weakref__")
+                 "node_grads", "contribs", "released", "versions", "__weakref__")
 
     def __init__(self) -> None:
         self.ops: list[Any] = []
@@ -75,6 +91,7 @@ class Tape:
         self.node_grads: dict[int, Any] = {}
         self.contribs: dict[tuple[int, int], Any] = {}  # (param leaf, consumer) -> contribution
         self.released = False
+        self.versions: dict[int, int] = {}          # leaf node id -> its tensor's version when recorded
 
     def __len__(self) -> int:
         return len(self.ops)
@@ -85,9 +102,10 @@ class Tape:
 
     def node(self, i: int) -> Node:
         """The node with id `i` as a read-only record."""
-        shape, dtype, kind, scope, step, req = self.meta[i]
-        return Node(i, self.op_name(i), self.inputs[i], kind, self.names.get(i), shape, dtype,
-                    scope, step, req, self.src.get(i), self.value_norms.get(i))
+        m = Meta._make(self.meta[i])
+        return Node(i, self.op_name(i), self.inputs[i], m.kind, self.names.get(i), m.shape,
+                    m.dtype, m.scope, m.step, m.requires_grad, self.src.get(i),
+                    self.value_norms.get(i))
 
 
 class _State:

@@ -19,10 +19,11 @@ from .grads import Scale
 from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
 from .levels import choose_level
 from .names import scope_titles
-from .render import Figure
+from .figure import Figure, drawing
 from .style import DELAY_ATTRS, fmt, node_attrs
 
 
+@drawing("folded")
 def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     """Draw the folded computational graph (one node per role, delay loops).
 
@@ -54,8 +55,8 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     F = fold(G, level=level)
     scale = None
     if grads:
-        scale = Scale.of(x for _, d in F.nodes(data=True) if d["grad_stats"]
-                         for x in d["grad_stats"])
+        scale = Scale.of((x for _, d in F.nodes(data=True) if d["grad_stats"]
+                          for x in d["grad_stats"]), graph=G)
     fig = new_figure("folded", note, scale)
     shown = [r for r in sorted(F) if "initial" not in F.nodes[r]]
     clusters = _clusters(F, shown)
@@ -64,7 +65,7 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
         attrs = node_attrs(d, node_label(d, level), level)
         attrs["tooltip"] = node_tooltip(d, extra=_steps_note(d, scale), role=True)
         if scale is not None:
-            overlay(attrs, _representative(d), scale,
+            overlay(attrs, dict(d, grad_norm=_representative(d)), scale,
                     d["grad_stats"] if d["count"] > 1 else None, d["nonfinite"])
         target = clusters.get(d["timeline"], fig)
         target.node(f"r{r}", **attrs)
@@ -74,7 +75,7 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
         norm = _representative_edge(e) if scale is not None else None
         label = e["label"] if level == "variable" else ""
         if e["same"]:
-            attrs = edge_style(label, e["detached"], norm, scale)
+            attrs = edge_style(label, e["detached"], norm, scale, F.nodes[v])
             attrs["tooltip"] = edge_tooltip(F.nodes[u], F.nodes[v], e["label"], role=True)
             fig.edge(f"r{u}", f"r{v}", **attrs)
         if e["delay"]:
@@ -117,9 +118,10 @@ def _delay_edge(fig: Figure, home: Figure, F: nx.DiGraph, u: int, v: int, e: dic
     what = "one step later" if not back else "one step earlier: the backward loop"
     square["tooltip"] = f"delay: {what}"
     home.node(sq, **square)
-    attrs = edge_style("", e["detached"], norm, scale)
+    attrs = edge_style("", e["detached"], norm, scale, F.nodes[v])
     tip = edge_tooltip(F.nodes[u], F.nodes[v], e["label"], what=what, role=True)
-    fig.edge(sq, f"r{v}", tooltip=tip, **edge_style(e["label"], e["detached"], norm, scale))
+    fig.edge(sq, f"r{v}", tooltip=tip,
+             **edge_style(e["label"], e["detached"], norm, scale, F.nodes[v]))
     if u == v:  # h -> ■ drawn as ■ -> h reversed, leaving h sideways: the square sits under
         # its own node and the two edges make a loop (a backward loop on the other side)
         fig.edge(sq, f"r{u}", dir="back", arrowsize="0.5", headport="w" if back else "e",

@@ -17,7 +17,7 @@ import networkx as nx
 from .fold import fold
 from .levels import variable_level
 from .header import new_figure
-from .render import Figure
+from .figure import Figure, drawing
 from .names import prepare
 from .schema import sort_key
 from .style import node_attrs, var_label
@@ -27,6 +27,7 @@ OUTPUT_NAMES = ("o", "yhat", "y")
 ARC_COLOURS = ("#3d85c6", "#e69138", "#6aa84f", "#a64d79", "#444444", "#cc0000")
 
 
+@drawing("graphical")
 def graphical_model(graph: Any, steps: int = 5) -> Figure:
     """Draw the outputs' dependency structure: fully connected, and through hidden states.
 

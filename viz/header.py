@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from .grads import Scale, edge_overlay, legend, node_overlay
-from .render import Figure
+from .figure import Figure
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, fmt, op_label, var_label
 
 
@@ -42,14 +42,18 @@ def new_figure(name: str, note: str = "", scale: Scale | None = None,
     """
     fig = Figure(name=name, graph_attr=dict(GRAPH_ATTR, **graph_attr),
                  node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
-    lines = []
+    rows = []  # a label is one text or one table: the legend (a table) and the note are rows
     if scale is not None:
-        lines.append(legend(scale)[1:-1])
+        rows.append(legend(scale)[1:-1])
     if note:
-        lines.append(escape(note))
-    if lines:
-        fig.attr(label="<" + "<BR/>".join(lines) + ">", labelloc="t" if scale else "b",
+        rows.append(escape(note))
+    if len(rows) == 1:
+        fig.attr(label=f"<{rows[0]}>", labelloc="t" if scale else "b",
                  fontsize="12" if scale else "11")
+    elif rows:
+        cells = "".join(f"<TR><TD>{r}</TD></TR>" for r in rows)
+        fig.attr(label=f'<<TABLE BORDER="0" CELLBORDER="0">{cells}</TABLE>>', labelloc="t",
+                 fontsize="12")
     return fig
 
 
@@ -60,14 +64,15 @@ def node_label(d: dict, level: str, step: Any = None) -> str:
     return op_label(d, step, show_step=True)
 
 
-def edge_style(label: str, detached: bool, norm: Any = None, scale: Scale | None = None
-               ) -> dict[str, str]:
-    """DOT attributes of an edge: parameter label, dashed when cut by detach, gradient overlay."""
+def edge_style(label: str, detached: bool, norm: Any = None, scale: Scale | None = None,
+               target: dict | None = None) -> dict[str, str]:
+    """DOT attributes of an edge: parameter label, dashed when cut by detach, gradient overlay
+    (coloured within the ``target`` variable's row, as its node is)."""
     attrs: dict[str, str] = {}
     if label:
         attrs["label"] = edge_label(label)
     if scale is not None:
-        attrs.update(edge_overlay(norm, scale))
+        attrs.update(edge_overlay(norm, scale, target))
     if detached:  # truncated BPTT: the cut must stand out, with or without the overlay
         attrs.update(style="dashed", color=CUT, penwidth="1.6")
         attrs["label"] = (attrs.get("label", "<>")[:-1] +
@@ -80,6 +85,11 @@ def written(name: str | None, step: Any = None) -> str:
     if not name:
         return ""
     return f"{name}({step})" if step is not None else name
+
+
+def _tip(text: str) -> str:
+    """A tooltip as DOT reads it: a backslash is an escape there, so it is doubled."""
+    return text.replace("\\", "\\\\")
 
 
 def node_tooltip(d: dict, shown_step: Any = None, extra: str = "", role: bool = False) -> str:
@@ -110,7 +120,7 @@ def node_tooltip(d: dict, shown_step: Any = None, extra: str = "", role: bool = 
         lines.append(f"source {d['src']}")
     if extra:
         lines.append(extra)
-    return "\n".join(lines)
+    return _tip("\n".join(lines))
 
 
 def edge_tooltip(du: dict, dv: dict, label: str = "", norm: Any = None, what: str = "",
@@ -126,7 +136,7 @@ def edge_tooltip(du: dict, dv: dict, label: str = "", norm: Any = None, what: st
         text += f" ({what})"
     if norm is not None:
         text += f"\n‖∂L/∂·‖ sent back {fmt(norm)}"
-    return text
+    return _tip(text)
 
 
 __all__ = ["edge_style", "edge_tooltip", "new_figure", "node_label", "overlay",
@@ -137,7 +147,8 @@ def overlay(attrs: dict, norm: Any, scale: Scale, stats: tuple | None = None,
             nonfinite: int = 0) -> dict:
     """``attrs`` with the gradient overlay: colours, and the norm small under the label.
 
-    A folded node gives its ``stats`` (min, median, max over its steps) and how many steps
+    ``norm`` is a number or the node's attribute dict (its row's colour range and the
+    report's mark apply, see :func:`viz.grads.node_overlay`). A folded node gives its ``stats`` (min, median, max over its steps) and how many steps
     were ``nonfinite``. A circle round a two-line label balloons: it becomes an ellipse.
     """
     over, note = node_overlay(norm, scale, stats)

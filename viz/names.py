@@ -122,13 +122,14 @@ def subscript(scopes: list[str]) -> dict[str, str]:
 
     The first path component where the scopes differ names them; components differing only
     in a trailing number give the number (layer1, layer2 -> 1, 2); otherwise the first three
-    letters when they stay distinct (encoder, decoder -> enc, dec), else the whole component.
+    letters of longer names when they stay distinct (encoder, decoder -> enc, dec; cell stays
+    cell), else the whole component.
     """
     comp = scope_titles(scopes)
     m = {s: re.fullmatch(r"(.*?)(\d+)", c) for s, c in comp.items()}
     if all(m.values()) and len({x.group(1) for x in m.values()}) == 1:
         return {s: x.group(2) for s, x in m.items()}
-    short = {s: c[:3] for s, c in comp.items()}
+    short = {s: c if len(c) <= 4 else c[:3] for s, c in comp.items()}
     if len(set(short.values())) == len(short):
         return short
     return comp

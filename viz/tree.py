@@ -20,7 +20,7 @@ import networkx as nx
 from .fold import step_pieces
 from .grads import Scale
 from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
-from .render import Figure
+from .figure import Figure, dot_id
 from .schema import MARK, load, sort_key
 from .style import category, node_attrs
 from .timeline import is_delay, timelines
@@ -116,9 +116,9 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
     viz.render.Figure
         A ``graphviz.Digraph``; its ``.source`` depends only on ``T``.
     """
-    scale = Scale.of(d.get("grad_norm") for _, d in T.nodes(data=True)) if grads else None
+    scale = Scale.of(d for _, d in T.nodes(data=True)) if grads else None
     fig = new_figure("unfolded", note, scale, ranksep="0.5")
-    ids = {n: f"n{n}" if isinstance(n, int) else str(n) for n in T}
+    ids = {n: dot_id(n) for n in T}
     group: dict[Any, str] = {}  # a leaf and what it feeds in its step stand in one column
     for n in sorted(T, key=sort_key):
         if T.nodes[n]["leaf"] is not None:
@@ -154,7 +154,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
     for u, v, d in sorted(T.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
         label = d.get("label") or "" if level == "variable" or d["delay"] else ""
         attrs = edge_style(label, bool(d.get("detached")) or T.nodes[v]["op"] == "detach",
-                           d.get("grad_norm"), scale)
+                           d.get("grad_norm"), scale, T.nodes[v])
         attrs["tooltip"] = edge_tooltip(_shown(T.nodes[u]), _shown(T.nodes[v]),
                                         d.get("label") or "", d.get("grad_norm"))
         if category(T.nodes[u]) == "target" and category(T.nodes[v]) == "loss":
@@ -174,7 +174,7 @@ def _node_view(T: nx.DiGraph, n: Any, level: str, scale: Scale | None,
     attrs["tooltip"] = node_tooltip(d, shown["step"])
     if group is not None:
         attrs["group"] = group
-    return overlay(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay(attrs, d, scale) if scale is not None else attrs
 
 
 def _shown(d: dict) -> dict:

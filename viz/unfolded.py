@@ -21,7 +21,7 @@ import networkx as nx
 from .grads import Scale
 from .header import edge_style, edge_tooltip, new_figure, node_label, node_tooltip, overlay
 from .levels import choose_level
-from .render import Figure
+from .figure import Figure, dot_id, drawing
 from .schema import sort_key
 from .style import ELLIPSIS_ATTRS, base_name, category, node_attrs
 from .tree import tree_figure
@@ -31,6 +31,7 @@ __all__ = ["DEFAULT_MAX_STEPS", "unfolded", "unfolded_graph"]
 STATE_NAMES = ("h", "g", "s", "z", "a")
 
 
+@drawing("unfolded")
 def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
              grads: bool = False, params: str = "once") -> Figure:
     """Draw the unfolded computational graph, time steps left to right.
@@ -64,9 +65,9 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     V = unfolded_graph(G, level, max_steps, params)
     if V.graph.get("layout") == "tree":
         return tree_figure(V, level, grads, note)
-    scale = Scale.of(d.get("grad_norm") for _, d in V.nodes(data=True)) if grads else None
+    scale = Scale.of((d for _, d in V.nodes(data=True)), graph=G) if grads else None
     fig = new_figure("unfolded", note, scale)
-    ids = {n: _dot_id(n) for n in V}
+    ids = {n: dot_id(n) for n in V}
     by_id = {v: k for k, v in ids.items()}
     rows: dict[int, list] = {}
     params_once: list[tuple[str, dict]] = []
@@ -98,16 +99,16 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
                 sub.node(name, **attrs)
     cells = _grid(V, rows)
     for r in sorted({r for r, _ in cells}):
-        members = sorted((c, dot_id) for (rr, c), dot_id in cells.items() if rr == r)
+        members = sorted((c, cell) for (rr, c), cell in cells.items() if rr == r)
         with fig.subgraph(name=f"row{r}") as sub:
             sub.attr(rank="same")
-            for c, dot_id in members:
-                n = by_id.get(dot_id)
+            for c, cell in members:
+                n = by_id.get(cell)
                 attrs = (_node_view(V.nodes[n], level, label_row, scale) if n is not None
                          else {"style": "invis", "shape": "point", "width": "0.01"})
                 if n is None or not V.nodes[n].get("bridge"):
                     attrs["group"] = f"c{c}"
-                sub.node(dot_id, **attrs)
+                sub.node(cell, **attrs)
             for (_, a), (_, b) in zip(members, members[1:]):
                 na, nb = by_id.get(a), by_id.get(b)
                 if na is None or nb is None or not (V.has_edge(na, nb) or V.has_edge(nb, na)):
@@ -133,7 +134,7 @@ def _grid(V: nx.DiGraph, rows: dict[int, list]) -> dict[tuple[int, int], str]:
     keep a lone node like h(0) left of h(1) by its edge alone, but it keeps a chain in order.
     Placeholder ids are ``p<column>r<row>``.
     """
-    cells = {(r, V.nodes[n]["column"]): _dot_id(n) for r, ns in rows.items() for n in ns}
+    cells = {(r, V.nodes[n]["column"]): dot_id(n) for r, ns in rows.items() for n in ns}
     order = V.graph["row_order"]
     bottom: dict[int, int] = {}
     columns: dict[int, set] = {}
@@ -178,9 +179,9 @@ def _stack_rows(fig: Figure, V: nx.DiGraph, cells: dict, by_id: dict) -> None:
     # never share a rank and interleave
     line_rows: dict[int, list[int]] = {}
     first_cell = {}
-    for (r, c), dot_id in sorted(cells.items()):
-        if dot_id in by_id:  # a real node, not a placeholder
-            first_cell.setdefault(r, dot_id)
+    for (r, c), cell in sorted(cells.items()):
+        if cell in by_id:  # a real node, not a placeholder
+            first_cell.setdefault(r, cell)
     for r in order:
         n = by_id.get(first_cell.get(r))
         line = V.nodes[n].get("timeline") if n is not None else None
@@ -189,10 +190,6 @@ def _stack_rows(fig: Figure, V: nx.DiGraph, cells: dict, by_id: dict) -> None:
     lines = sorted(line_rows)
     for a, b in zip(lines, lines[1:]):
         fig.edge(first_cell[line_rows[a][-1]], first_cell[line_rows[b][0]], style="invis")
-
-
-def _dot_id(n: Any) -> str:
-    return f"n{n}" if isinstance(n, int) else str(n).replace("...", "e").replace("@", "_")
 
 
 def _label_row(V: nx.DiGraph) -> int | None:
@@ -223,14 +220,14 @@ def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) 
         return dict(ELLIPSIS_ATTRS, label="⋯")
     attrs = node_attrs(d, node_label(d, level, d["step"]), level)
     attrs["tooltip"] = node_tooltip(d, d["step"])
-    return overlay(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay(attrs, d, scale) if scale is not None else attrs
 
 
 def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
                scale: Scale | None, height: dict) -> tuple:
     du, dv = V.nodes[u], V.nodes[v]
     attrs = edge_style(d.get("label") or "", bool(d.get("detached")) or dv.get("op") == "detach",
-                       d.get("grad_norm"), scale)
+                       d.get("grad_norm"), scale, dv)
     if "ellipsis" not in (du["kind"], dv["kind"]):
         attrs["tooltip"] = edge_tooltip(du, dv, d.get("label") or "", d.get("grad_norm"))
     same_row = du.get("row") is not None and du.get("row") == dv.get("row")
