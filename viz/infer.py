@@ -1,0 +1,457 @@
+"""Inference: recover the time steps and names of a plain loop recorded without annotations.
+
+Flow: viz.schema.normalise -> **viz.infer** -> (the normalised graph every view reads).
+
+Users write ``for t in range(T): h = tg.tanh(W @ h + U @ x[t])`` without ``tg.step()`` and
+without ``.named()``. The recording still holds the loop: the loop body's ops come back in tape
+order, iteration after iteration, reading the same parameters (and, when recorded, from the same
+source lines). This module finds that repetition and writes what the annotations would have
+written, so the views draw the same pictures as for the annotated loop:
+
+1. **Iterations.** Op nodes get a *token* (scope, op, parameters read, source line). The
+   repetition count ``T`` is the most common count among repeated tokens that read a parameter;
+   the token of that count seen first is the *anchor*: its k-th occurrence opens iteration k.
+   Other tokens of count ``T`` must fall one per iteration (else they belong to another loop
+   and are left alone). The last iteration ends where the ops stop matching the one before it.
+2. **Steps.** An op inside iteration k gets ``step=k``; an op computed from untagged values only
+   (``x[t]`` sliced from a whole-sequence tensor) takes the step of its first consumer, so it
+   joins the step that reads it; a scalar sum carried from iteration to iteration and read by
+   nothing else (``total = total + L``) is an accumulation outside the steps, as it would be
+   written with ``tg.step``. Leaves take the step of their consumers, except an *initial
+   state*: a leaf read where later iterations read the state carried from the step before
+   (``h`` before the loop), which stays untagged and takes the state's name.
+3. **Names.** With source lines (``code`` attribute, else the ``src`` file read with linecache),
+   the value an assignment ``h = ...`` stores gets the name ``h`` (the op of that line no other
+   op of the line in the same iteration reads), and an input leaf the name of the expression it
+   came from (``U @ x[t]`` -> ``x``). Without source, roles are named from the ops: a loss op
+   ``L``, what it reads ``o`` (``yhat`` after a softmax), a state carried to the next step or an
+   activation ``h``, step inputs ``x``, loss targets ``y``; the graph attribute
+   ``inference_note`` then says the names were guessed and how to give real ones.
+
+When the repetition cannot be cut into iterations, nothing is tagged and ``inference_note`` says
+so and names the fix (``tg.step`` / ``.named``): never a silently broken picture. Graphs that
+carry step tags are left as they are. Everything is iterative and linear in the graph size
+(one source line is parsed once, however many steps run it).
+"""
+from __future__ import annotations
+
+import ast
+import linecache
+from collections import Counter
+from typing import Any
+
+import networkx as nx
+
+LOSS_OPS = frozenset({"cross_entropy", "mse_loss", "nll_loss"})
+ACTIVATIONS = frozenset({"tanh", "sigmoid", "relu"})
+SOFTMAX = frozenset({"softmax", "log_softmax"})
+NOTE_GUESSED = ("time steps inferred from the repeated loop body; names guessed from the ops "
+                "(record with tg.recording(source=True), or use tg.step(t) and .named('h'))")
+NOTE_UNDECIDED = ("this graph repeats but viz could not tell its time steps apart: "
+                  "wrap each step in `with tg.step(t):` and name tensors with .named('h')")
+NOTE_PARTLY = ("only the first loop's time steps were inferred: tag the other loops with "
+               "tg.step(t) (and tg.scope) and name their tensors with .named('h')")
+
+#: Python operators -> the op they record (for matching a source line's operands)
+_BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div",
+           ast.MatMult: "matmul", ast.Pow: "pow"}
+
+
+def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
+    """Tag the steps and names of a plain loop recorded without ``tg.step`` / ``.named``.
+
+    Parameters
+    ----------
+    G : networkx.DiGraph
+        A graph in the schema with every node attribute present (what
+        :func:`viz.schema.normalise` builds); changed in place.
+    order : list, optional
+        The nodes in tape (topological) order; sorted node ids when omitted.
+
+    Returns
+    -------
+    networkx.DiGraph
+        ``G``. When a loop was found: ``step`` on its nodes, names where the user gave none,
+        graph attributes ``inferred`` (``{"steps": T, "names": "source" | "ops" | "user"}``)
+        and, when something was guessed or could not be decided, ``inference_note`` (one line
+        saying what and naming the fix). A graph with step tags is returned unchanged.
+
+    Examples
+    --------
+    >>> G = viz.load(tg.trace(total).to_networkx())   # doctest: +SKIP
+    >>> G.graph["inferred"]                            # doctest: +SKIP
+    {'steps': 30, 'names': 'source'}
+    """
+    if order is None:
+        order = sorted(G) if all(type(n) is int for n in G) else list(nx.topological_sort(G))
+    ops = [n for n in order if G.nodes[n]["kind"] == "op"]
+    if any(G.nodes[n]["step"] is not None for n in ops):
+        return G  # annotated (or partly): the user's tags are the truth
+    loop = _find_loop(G, order, ops)
+    if loop is None:
+        repeated = _has_repeated_chain(G, ops)
+        if repeated:
+            G.graph["inference_note"] = NOTE_UNDECIDED
+        return G
+    window, T, partial = loop
+    state = _tag_steps(G, order, window)
+    if state is None:  # repeated, but nothing flows from one iteration to the next
+        for n in order:
+            G.nodes[n]["step"] = None
+        return G
+    user_named = any(d["name"] for d in G.nodes.values() if d["kind"] != "param")
+    how = "user" if user_named else _name(G, order, window, state)
+    G.graph["inferred"] = {"steps": T, "names": how}
+    notes = [NOTE_GUESSED] if how == "ops" else []
+    if partial:
+        notes.append(NOTE_PARTLY)
+    if notes:
+        G.graph["inference_note"] = "; ".join(notes)
+    return G
+
+
+# -- 1. iterations ---------------------------------------------------------------------------
+def _token(d: dict) -> tuple:
+    return (d["scope"], d["op"], d["param"] or "", d["src"] or "")
+
+
+def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] | None:
+    """Cut the tape into iterations: (op node -> iteration 1..T, T, other loops left over)."""
+    tokens = {n: _token(G.nodes[n]) for n in ops}
+    count = Counter(tokens.values())
+    with_param = Counter(c for tok, c in count.items() if c >= 2 and tok[2])
+    counts = with_param or Counter(c for c in count.values() if c >= 2)
+    if not counts:
+        return None
+    T = max(counts, key=lambda c: (counts[c], c))
+    where: dict[tuple, list[int]] = {}
+    for i, n in enumerate(ops):
+        if count[tokens[n]] == T:
+            where.setdefault(tokens[n], []).append(i)
+    prefer_param = bool(with_param)
+    anchors = sorted((p for tok, p in where.items() if tok[2] or not prefer_param),
+                     key=lambda p: p[0])
+    first = anchors[0]
+    # iteration k spans op positions [first[k], first[k+1]); the last ends where ops stop
+    # matching the iteration before it
+    starts = first
+    if T >= 2:
+        before = Counter(tokens[n] for n in ops[starts[-2]:starts[-1]])
+        end = starts[-1]
+        while end < len(ops) and before[tokens[ops[end]]] > 0:
+            before[tokens[ops[end]]] -= 1
+            end += 1
+    else:
+        end = len(ops)
+    bounds = list(starts) + [end]
+    window: dict[Any, int] = {}
+    for k in range(T):
+        for n in ops[bounds[k]:bounds[k + 1]]:
+            window[n] = k + 1
+    # ops repeating outside the iterations belong to another loop (a decoder after its
+    # encoder, the backward half of a bidirectional net): left untagged, and said so
+    rest = Counter(tokens[n] for n in ops if n not in window)
+    partial = any(c >= 2 for c in rest.values())
+    return window, T, partial
+
+
+def _has_repeated_chain(G: nx.DiGraph, ops: list) -> bool:
+    """True when some op token repeats and one occurrence feeds another (a recurrence)."""
+    tokens = {n: _token(G.nodes[n]) for n in ops}
+    count = Counter(tokens.values())
+    for n in ops:
+        if count[tokens[n]] >= 2 and any(G.nodes[c]["kind"] == "op" and c != n
+                                         for c in G.successors(n)):
+            return True
+    return False
+
+
+# -- 2. steps --------------------------------------------------------------------------------
+def _tag_steps(G: nx.DiGraph, order: list, window: dict) -> dict | None:
+    """Write ``step`` from the iterations; return the carried states {node: role}, or None
+    when no value is carried from one iteration to the next (not a recurrence)."""
+    role = _roles(G, order, window)
+    accum = _accumulators(G, window, role)
+    for n, k in window.items():
+        if role[n] not in accum:
+            G.nodes[n]["step"] = k
+    # ops computed from untagged values only join the step of their first consumer (x[t]
+    # sliced at the end of the iteration before); reverse order settles chains of them
+    looping = {r[0] for r in role.values()}
+    for n in reversed(order):
+        d = G.nodes[n]
+        if d["kind"] != "op" or (role.get(n) in accum):
+            continue
+        if any(G.nodes[p]["step"] is not None for p in G.predecessors(n)):
+            continue
+        if n not in window and _token(d) not in looping:
+            continue  # computed before the loop (an initial state made by ops)
+        steps = [G.nodes[c]["step"] for c in G.successors(n) if G.nodes[c]["step"] is not None]
+        d["step"] = min(steps) if steps else None
+    carried = {}
+    for u, v in G.edges:
+        ku, kv = window.get(u), window.get(v)
+        if ku is not None and kv is not None and ku < kv and role[u] not in accum:
+            carried[u] = role[u]
+    if not carried:
+        return None
+    # leaves: the step that reads them; a leaf read where later steps read the carried state
+    # is the initial state (made before the loop): untagged
+    carried_slots = {(role[v], a) for u, v, e in G.edges(data=True)
+                     if u in carried and window.get(v, 0) > window[u]
+                     for a in (e["args"] or [e["arg"]])}
+    for n in order:
+        d = G.nodes[n]
+        if d["kind"] == "op" or d["kind"] == "param":
+            continue
+        slots = {(role.get(v), a) for _, v, e in G.out_edges(n, data=True)
+                 for a in (e["args"] or [e["arg"]])}
+        if slots & carried_slots:
+            d["step"] = None
+            continue
+        steps = [G.nodes[c]["step"] for c in G.successors(n) if G.nodes[c]["step"] is not None]
+        d["step"] = min(steps) if steps else None
+    return carried
+
+
+def _roles(G: nx.DiGraph, order: list, window: dict) -> dict[Any, tuple]:
+    """Op node -> (token, rank of that token within its iteration): equal across iterations."""
+    seen: dict[tuple, int] = {}
+    role: dict[Any, tuple] = {}
+    for n in order:
+        k = window.get(n)
+        if k is None:
+            continue
+        tok = _token(G.nodes[n])
+        r = seen.get((k,) + tok, 0)
+        seen[(k,) + tok] = r + 1
+        role[n] = (tok, r)
+    return role
+
+
+def _accumulators(G: nx.DiGraph, window: dict, role: dict) -> set:
+    """Roles of scalar sums carried across iterations and read by nothing else in the loop
+    (``total = total + L``): accumulations outside the steps, as with ``tg.step``."""
+    members: dict[tuple, list] = {}
+    for n, r in role.items():
+        members.setdefault(r, []).append(n)
+    found = set()
+    for r, ns in members.items():
+        d = G.nodes[ns[0]]
+        if d["op"] != "add" or d["param"] or d["shape"] not in ([], (), None) or len(ns) < 2:
+            continue
+        same = set(ns)
+        chained = 0
+        ok = True
+        for n in ns:
+            for c in G.successors(n):
+                if c in same:
+                    chained += 1
+                elif c in window:
+                    ok = False
+                    break
+            if not ok:
+                break
+        if ok and chained >= len(ns) - 1:
+            found.add(r)
+    return found
+
+
+# -- 3. names --------------------------------------------------------------------------------
+def _name(G: nx.DiGraph, order: list, window: dict, carried: dict) -> str:
+    """Name the loop's values: from the source when it can be read, else from the ops."""
+    texts: dict[str, ast.stmt | None] = {}
+    named = _names_from_source(G, order, window, texts)
+    how = "source"
+    if not named:
+        how = "ops"
+        _names_from_ops(G, order, window, carried)
+    _name_leaves(G, order, window, carried, texts, use_source=named)
+    return how
+
+
+def source_text(d: dict) -> str | None:
+    """The source line a node was made by: its ``code`` attribute, else the line its ``src``
+    (``file.py:line``, relative to the working directory) points to, when that file is found."""
+    code = d.get("code")
+    if isinstance(code, str) and code.strip():
+        return code.strip()
+    src = d.get("src")
+    if not isinstance(src, str):
+        return None
+    path, _, line = src.rpartition(":")
+    if not path or not line.isdigit():
+        return None
+    # linecache also looks the name up along sys.path (a script's own directory comes first),
+    # so a file recorded by its base name is found when it is importable from here
+    return linecache.getline(path, int(line)).strip() or None
+
+
+def _statement(d: dict, texts: dict) -> ast.stmt | None:
+    key = d.get("code") or d.get("src")
+    if not key:
+        return None
+    if key not in texts:
+        text = source_text(d)
+        stmt = None
+        if text:
+            try:
+                body = ast.parse(text).body
+                stmt = body[0] if len(body) == 1 else None
+            except SyntaxError:  # part of a statement spread over several lines
+                stmt = None
+        texts[key] = stmt
+    return texts[key]
+
+
+def _target(stmt: ast.stmt | None) -> str | None:
+    """The variable an assignment stores to (``h = ...``, ``total += ...``, ``self.h = ...``)."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        t = stmt.targets[0]
+    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
+        t = stmt.target
+    else:
+        return None
+    if isinstance(t, ast.Name):
+        return t.id
+    if isinstance(t, ast.Attribute):
+        return t.attr
+    return None
+
+
+def _names_from_source(G: nx.DiGraph, order: list, window: dict, texts: dict) -> bool:
+    """Name the value each assignment line stores; True when any name was found."""
+    found = False
+    for n in order:
+        d = G.nodes[n]
+        if d["kind"] != "op" or d["name"]:
+            continue
+        name = _target(_statement(d, texts))
+        if name is None:
+            continue
+        line = d.get("code") or d["src"]
+        k = window.get(n)
+        # the stored value is the op of the line that no op of the same line (and iteration)
+        # reads
+        if any(G.nodes[c]["kind"] == "op" and window.get(c) == k
+               and (G.nodes[c].get("code") or G.nodes[c]["src"]) == line
+               for c in G.successors(n)):
+            continue
+        d["name"] = name
+        found = True
+    return found
+
+
+def _names_from_ops(G: nx.DiGraph, order: list, window: dict, carried: dict) -> None:
+    """Book names by role when the source is unknown: L, o / yhat, h (h2, ...)."""
+    role = _roles(G, order, window)
+    names: dict[tuple, str] = {}
+    for n in order:  # losses and what they read
+        d = G.nodes[n]
+        if n not in role or d["op"] not in LOSS_OPS:
+            continue
+        names.setdefault(role[n], "L")
+        for p, _, e in G.in_edges(n, data=True):
+            if e["arg"] != 0 or p not in role:
+                continue
+            if G.nodes[p]["op"] in SOFTMAX:
+                names.setdefault(role[p], "yhat")
+                p = next((q for q in G.predecessors(p) if q in role), None)
+            if p is not None:
+                names.setdefault(role[p], "o")
+    states = [r for r in dict.fromkeys(carried.values()) if r not in names]
+    if not states:  # the output is carried (fig. 10.4): the activation is the hidden state
+        states = [role[n] for n in order if n in role and G.nodes[n]["op"] in ACTIVATIONS
+                  and role[n] not in names]
+        states = list(dict.fromkeys(states))
+    for i, r in enumerate(states):
+        names[r] = "h" if i == 0 else f"h{i + 1}"
+    for n, r in role.items():
+        if r in names and not G.nodes[n]["name"]:
+            G.nodes[n]["name"] = names[r]
+
+
+def _name_leaves(G: nx.DiGraph, order: list, window: dict, carried: dict, texts: dict,
+                 use_source: bool) -> None:
+    """Initial states take the name of the state they start; step inputs x, targets y (or
+    the variable they were sliced from, read off the source line)."""
+    role = _roles(G, order, window)
+    slot_name: dict[tuple, str] = {}
+    for u in carried:
+        if not G.nodes[u]["name"]:
+            continue
+        for _, v, e in G.out_edges(u, data=True):
+            if window.get(v, 0) > window[u]:
+                slot_name.setdefault((role[v], e["arg"]), G.nodes[u]["name"])
+    for n in order:
+        d = G.nodes[n]
+        if d["kind"] not in ("input", "const") or d["name"] or G.in_degree(n):
+            continue
+        edges = sorted(G.out_edges(n, data=True), key=lambda e: (str(e[1]), e[2]["arg"]))
+        if not edges:
+            continue
+        name = next((slot_name[(role.get(v), e["arg"])] for _, v, e in edges
+                     if (role.get(v), e["arg"]) in slot_name), None)
+        if name is None and d["step"] is not None:
+            _, v, e = edges[0]
+            if use_source:
+                name = _operand_name(G, v, e["arg"], texts)
+            if name is None and not use_source:
+                loss_target = G.nodes[v]["op"] in LOSS_OPS and e["arg"] > 0
+                name = "y" if loss_target else ("x" if d["kind"] == "input" else None)
+        if name:
+            d["name"] = name
+
+
+def _operand_name(G: nx.DiGraph, v: Any, arg: int, texts: dict) -> str | None:
+    """The variable behind argument ``arg`` of op ``v`` on its source line (``U @ x[t]`` -> x).
+
+    Every expression of the line that records ``v``'s op is a candidate; the name is taken
+    only when all candidates agree on a plain variable (or a slice of one) at that position.
+    """
+    stmt = _statement(G.nodes[v], texts)
+    if stmt is None:
+        return None
+    op = G.nodes[v]["op"]
+    # the parameters v reads pin down which expression it is (``U @ x[t]``, not ``W @ h``)
+    pinned = {e["arg"]: G.nodes[p]["name"] for p, _, e in G.in_edges(v, data=True)
+              if G.nodes[p]["kind"] == "param" and G.nodes[p]["name"]}
+    found, loose = set(), set()
+    for node in ast.walk(stmt):
+        operands = None
+        if isinstance(node, ast.BinOp) and _BINOPS.get(type(node.op)) == op:
+            operands = [node.left, node.right]
+        elif isinstance(node, ast.Call):
+            f = node.func
+            fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if fname == op:
+                operands = list(node.args)
+                if isinstance(f, ast.Attribute) and not _is_module(f.value):
+                    operands = [f.value] + operands  # a method: x.tanh()
+        if operands is None or arg >= len(operands):
+            continue
+        name = _base_name(operands[arg])
+        loose.add(name)
+        if all(j < len(operands) and _base_name(operands[j]) == p for j, p in pinned.items()):
+            found.add(name)
+    for names in (found, loose):
+        if len(names) == 1:
+            return names.pop()
+        if names:
+            return None
+    return None
+
+
+def _is_module(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("tg", "tinygraph", "np")
+
+
+def _base_name(node: ast.expr) -> str | None:
+    """``x`` for ``x``, ``x[t]``, ``x[:, t]``, ``self.x[t]``; None for anything computed."""
+    while isinstance(node, ast.Subscript):
+        node = node.value
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
