@@ -19,7 +19,8 @@ written, so the views draw the same pictures as for the annotated loop:
    nothing else (``total = total + L``) is an accumulation outside the steps, as it would be
    written with ``tg.step``. Leaves take the step of their consumers, except an *initial
    state*: a leaf read where later iterations read the state carried from the step before
-   (``h`` before the loop), which stays untagged and takes the state's name.
+   (``h`` made before the loop) is h(0): tagged one step before its reader and named after
+   the state, as ``tinygraph.nn`` records it.
 3. **Names.** With source lines (``code`` attribute, else the ``src`` file read with linecache),
    the value an assignment ``h = ...`` stores gets the name ``h`` (the op of that line no other
    op of the line in the same iteration reads), and an input leaf the name of the expression it
@@ -89,8 +90,9 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
         return G  # annotated (or partly): the user's tags are the truth
     loop = _find_loop(G, order, ops)
     if loop is None:
-        repeated = _has_repeated_chain(G, ops)
-        if repeated:
+        return G
+    if loop == "undecided":
+        if _has_repeated_chain(G, ops):
             G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     window, T, partial = loop
@@ -115,8 +117,9 @@ def _token(d: dict) -> tuple:
     return (d["scope"], d["op"], d["param"] or "", d["src"] or "")
 
 
-def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] | None:
-    """Cut the tape into iterations: (op node -> iteration 1..T, T, other loops left over)."""
+def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] | str | None:
+    """Cut the tape into iterations: (op node -> iteration 1..T, T, other loops left over);
+    None when nothing repeats, ``"undecided"`` when the repetition is not one loop body."""
     tokens = {n: _token(G.nodes[n]) for n in ops}
     count = Counter(tokens.values())
     with_param = Counter(c for tok, c in count.items() if c >= 2 and tok[2])
@@ -152,6 +155,18 @@ def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] 
     # encoder, the backward half of a bidirectional net): left untagged, and said so
     rest = Counter(tokens[n] for n in ops if n not in window)
     partial = any(c >= 2 for c in rest.values())
+    # a loop body runs the same ops every time: each repeated parameter read once per
+    # iteration, and the iterations between the first and the last alike (an inner loop of
+    # varying length, or branches taken at some steps, cannot be cut into steps this way)
+    for tok, p in where.items():
+        if tok[2] and tok not in rest and sorted({window[ops[i]] for i in p}) != list(range(1, T + 1)):
+            return "undecided"
+    bodies = {}
+    for n, k in window.items():
+        if 1 < k < T:
+            bodies.setdefault(k, Counter())[tokens[n]] += 1
+    if any(b != bodies[2] for b in bodies.values()):
+        return "undecided"
     return window, T, partial
 
 
@@ -196,7 +211,7 @@ def _tag_steps(G: nx.DiGraph, order: list, window: dict) -> dict | None:
     if not carried:
         return None
     # leaves: the step that reads them; a leaf read where later steps read the carried state
-    # is the initial state (made before the loop): untagged
+    # is the initial state h(0): the step before its reader, as tinygraph.nn tags it
     carried_slots = {(role[v], a) for u, v, e in G.edges(data=True)
                      if u in carried and window.get(v, 0) > window[u]
                      for a in (e["args"] or [e["arg"]])}
@@ -206,11 +221,10 @@ def _tag_steps(G: nx.DiGraph, order: list, window: dict) -> dict | None:
             continue
         slots = {(role.get(v), a) for _, v, e in G.out_edges(n, data=True)
                  for a in (e["args"] or [e["arg"]])}
-        if slots & carried_slots:
-            d["step"] = None
-            continue
         steps = [G.nodes[c]["step"] for c in G.successors(n) if G.nodes[c]["step"] is not None]
         d["step"] = min(steps) if steps else None
+        if steps and slots & carried_slots:
+            d["step"] -= 1
     return carried
 
 
@@ -392,13 +406,14 @@ def _name_leaves(G: nx.DiGraph, order: list, window: dict, carried: dict, texts:
             continue
         name = next((slot_name[(role.get(v), e["arg"])] for _, v, e in edges
                      if (role.get(v), e["arg"]) in slot_name), None)
-        if name is None and d["step"] is not None:
-            _, v, e = edges[0]
-            if use_source:
-                name = _operand_name(G, v, e["arg"], texts)
-            if name is None and not use_source:
-                loss_target = G.nodes[v]["op"] in LOSS_OPS and e["arg"] > 0
-                name = "y" if loss_target else ("x" if d["kind"] == "input" else None)
+        _, v, e = edges[0]
+        if name is None and use_source:
+            name = _operand_name(G, v, e["arg"], texts)
+            if name is not None and name == _target(_statement(G.nodes[v], texts)):
+                name = None  # the start of `total = total + L`: a Python number, not a variable
+        elif name is None and d["step"] is not None:
+            loss_target = G.nodes[v]["op"] in LOSS_OPS and e["arg"] > 0
+            name = "y" if loss_target else ("x" if d["kind"] == "input" else None)
         if name:
             d["name"] = name
 
