@@ -85,24 +85,23 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
     """
     if order is None:
         order = sorted(G) if all(type(n) is int for n in G) else list(nx.topological_sort(G))
-    ops = [n for n in order if G.nodes[n]["kind"] == "op"]
-    if any(G.nodes[n]["step"] is not None for n in ops):
+    if any(d["kind"] == "op" and d["step"] is not None for _, d in G.nodes(data=True)):
         return G  # annotated (or partly): the user's tags are the truth
-    loop = _find_loop(G, order, ops)
-    if loop is None:
+    rec = _Rec(G, order)
+    found = _find_loop(rec)
+    if found is None:
         return G
-    if loop == "undecided":
-        if _has_repeated_chain(G, ops):
+    if found == "undecided":
+        if _has_repeated_chain(rec):
             G.graph["inference_note"] = NOTE_UNDECIDED
         return G
-    window, T, partial = loop
-    state = _tag_steps(G, order, window)
-    if state is None:  # repeated, but nothing flows from one iteration to the next
-        for n in order:
-            G.nodes[n]["step"] = None
+    T, partial = found
+    if not _tag_steps(rec):  # repeated, but nothing flows from one iteration to the next
+        for d in rec.a.values():
+            d["step"] = None
         return G
-    user_named = any(d["name"] for d in G.nodes.values() if d["kind"] != "param")
-    how = "user" if user_named else _name(G, order, window, state)
+    user_named = any(d["name"] for d in rec.a.values() if d["kind"] != "param")
+    how = "user" if user_named else _name(rec)
     G.graph["inferred"] = {"steps": T, "names": how}
     notes = [NOTE_GUESSED] if how == "ops" else []
     if partial:
@@ -112,15 +111,39 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
     return G
 
 
+class _Rec:
+    """The recording as plain dicts and lists (networkx views cost a call per lookup), and
+    what inference learns about it."""
+
+    def __init__(self, G: nx.DiGraph, order: list) -> None:
+        self.order = order
+        self.a: dict[Any, dict] = dict(G.nodes(data=True))  # the graph's own attribute dicts
+        self.out: dict[Any, list] = {n: [] for n in order}  # n -> [(consumer, edge data)]
+        self.inn: dict[Any, list] = {n: [] for n in order}  # n -> [(input, edge data)]
+        for u, v, e in G.edges(data=True):
+            self.out[u].append((v, e))
+            self.inn[v].append((u, e))
+        self.ops = [n for n in order if self.a[n]["kind"] == "op"]
+        self.token = {n: _token(self.a[n]) for n in self.ops}
+        self.window: dict[Any, int] = {}   # op node -> its iteration 1..T
+        self.role: dict[Any, tuple] = {}   # op node in an iteration -> (token, rank in it)
+        self.accum: set = set()            # roles of accumulations (total = total + L)
+        self.carried: dict[Any, tuple] = {}  # op nodes read by a later iteration -> role
+        self.texts: dict[str, ast.stmt | None] = {}  # source line -> its parsed statement
+
+    def step(self, n: Any) -> int | None:
+        return self.a[n]["step"]
+
+
 # -- 1. iterations ---------------------------------------------------------------------------
 def _token(d: dict) -> tuple:
-    return (d["scope"], d["op"], d["param"] or "", d["src"] or "")
+    return (d["scope"], d["op"], d["param"] or "", d["src"] or d.get("code") or "")
 
 
-def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] | str | None:
-    """Cut the tape into iterations: (op node -> iteration 1..T, T, other loops left over);
-    None when nothing repeats, ``"undecided"`` when the repetition is not one loop body."""
-    tokens = {n: _token(G.nodes[n]) for n in ops}
+def _find_loop(rec: _Rec) -> tuple[int, bool] | str | None:
+    """Cut the tape into iterations (``rec.window``, ``rec.role``): (T, other loops left
+    over); None when nothing repeats, ``"undecided"`` when the repetition is not one loop."""
+    ops, tokens = rec.ops, rec.token
     count = Counter(tokens.values())
     with_param = Counter(c for tok, c in count.items() if c >= 2 and tok[2])
     counts = with_param or Counter(c for c in count.values() if c >= 2)
@@ -131,23 +154,17 @@ def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] 
     for i, n in enumerate(ops):
         if count[tokens[n]] == T:
             where.setdefault(tokens[n], []).append(i)
-    prefer_param = bool(with_param)
-    anchors = sorted((p for tok, p in where.items() if tok[2] or not prefer_param),
-                     key=lambda p: p[0])
-    first = anchors[0]
-    # iteration k spans op positions [first[k], first[k+1]); the last ends where ops stop
-    # matching the iteration before it
-    starts = first
-    if T >= 2:
+    anchors = [p for tok, p in where.items() if tok[2] or not with_param]
+    starts = min(anchors, key=lambda p: p[0])  # iteration k opens at its k-th occurrence
+    end = len(ops)
+    if T >= 2:  # the last iteration ends where the ops stop matching the one before it
         before = Counter(tokens[n] for n in ops[starts[-2]:starts[-1]])
         end = starts[-1]
         while end < len(ops) and before[tokens[ops[end]]] > 0:
             before[tokens[ops[end]]] -= 1
             end += 1
-    else:
-        end = len(ops)
     bounds = list(starts) + [end]
-    window: dict[Any, int] = {}
+    window = rec.window
     for k in range(T):
         for n in ops[bounds[k]:bounds[k + 1]]:
             window[n] = k + 1
@@ -158,130 +175,110 @@ def _find_loop(G: nx.DiGraph, order: list, ops: list) -> tuple[dict, int, bool] 
     # a loop body runs the same ops every time: each repeated parameter read once per
     # iteration, and the iterations between the first and the last alike (an inner loop of
     # varying length, or branches taken at some steps, cannot be cut into steps this way)
+    every = list(range(1, T + 1))
     for tok, p in where.items():
-        if tok[2] and tok not in rest and sorted({window[ops[i]] for i in p}) != list(range(1, T + 1)):
+        if tok[2] and tok not in rest and sorted({window[ops[i]] for i in p}) != every:
+            window.clear()
             return "undecided"
-    bodies = {}
+    bodies: dict[int, Counter] = {}
     for n, k in window.items():
         if 1 < k < T:
             bodies.setdefault(k, Counter())[tokens[n]] += 1
     if any(b != bodies[2] for b in bodies.values()):
+        window.clear()
         return "undecided"
-    return window, T, partial
-
-
-def _has_repeated_chain(G: nx.DiGraph, ops: list) -> bool:
-    """True when some op token repeats and one occurrence feeds another (a recurrence)."""
-    tokens = {n: _token(G.nodes[n]) for n in ops}
-    count = Counter(tokens.values())
+    seen: Counter = Counter()
     for n in ops:
-        if count[tokens[n]] >= 2 and any(G.nodes[c]["kind"] == "op" and c != n
-                                         for c in G.successors(n)):
-            return True
-    return False
+        k = window.get(n)
+        if k is not None:
+            rank = seen[k, tokens[n]]
+            seen[k, tokens[n]] = rank + 1
+            rec.role[n] = (tokens[n], rank)
+    return T, partial
+
+
+def _has_repeated_chain(rec: _Rec) -> bool:
+    """True when some op token repeats and one occurrence feeds another (a recurrence)."""
+    count = Counter(rec.token.values())
+    return any(count[rec.token[n]] >= 2 and any(rec.a[c]["kind"] == "op" for c, _ in rec.out[n])
+               for n in rec.ops)
 
 
 # -- 2. steps --------------------------------------------------------------------------------
-def _tag_steps(G: nx.DiGraph, order: list, window: dict) -> dict | None:
-    """Write ``step`` from the iterations; return the carried states {node: role}, or None
-    when no value is carried from one iteration to the next (not a recurrence)."""
-    role = _roles(G, order, window)
-    accum = _accumulators(G, window, role)
+def _tag_steps(rec: _Rec) -> bool:
+    """Write ``step`` from the iterations; False when no value is carried from one iteration
+    to the next (then it is no recurrence)."""
+    a, window, role = rec.a, rec.window, rec.role
+    rec.accum = accum = _accumulators(rec)
     for n, k in window.items():
         if role[n] not in accum:
-            G.nodes[n]["step"] = k
+            a[n]["step"] = k
     # ops computed from untagged values only join the step of their first consumer (x[t]
     # sliced at the end of the iteration before); reverse order settles chains of them
     looping = {r[0] for r in role.values()}
-    for n in reversed(order):
-        d = G.nodes[n]
-        if d["kind"] != "op" or (role.get(n) in accum):
+    for n in reversed(rec.ops):
+        if role.get(n) in accum or any(a[p]["step"] is not None for p, _ in rec.inn[n]):
             continue
-        if any(G.nodes[p]["step"] is not None for p in G.predecessors(n)):
-            continue
-        if n not in window and _token(d) not in looping:
+        if n not in window and rec.token[n] not in looping:
             continue  # computed before the loop (an initial state made by ops)
-        steps = [G.nodes[c]["step"] for c in G.successors(n) if G.nodes[c]["step"] is not None]
-        d["step"] = min(steps) if steps else None
-    carried = {}
-    for u, v in G.edges:
-        ku, kv = window.get(u), window.get(v)
-        if ku is not None and kv is not None and ku < kv and role[u] not in accum:
-            carried[u] = role[u]
-    if not carried:
-        return None
+        a[n]["step"] = _first_reader(rec, n)
+    for u in rec.ops:
+        if u in window and role[u] not in accum and any(
+                window.get(v, 0) > window[u] for v, _ in rec.out[u]):
+            rec.carried[u] = role[u]
+    if not rec.carried:
+        return False
     # leaves: the step that reads them; a leaf read where later steps read the carried state
     # is the initial state h(0): the step before its reader, as tinygraph.nn tags it
-    carried_slots = {(role[v], a) for u, v, e in G.edges(data=True)
-                     if u in carried and window.get(v, 0) > window[u]
-                     for a in (e["args"] or [e["arg"]])}
-    for n in order:
-        d = G.nodes[n]
-        if d["kind"] == "op" or d["kind"] == "param":
+    carried_slots = {(role[v], k) for u in rec.carried for v, e in rec.out[u]
+                     if window.get(v, 0) > window[u] for k in _slots(e)}
+    for n in rec.order:
+        d = a[n]
+        if d["kind"] in ("op", "param"):
             continue
-        slots = {(role.get(v), a) for _, v, e in G.out_edges(n, data=True)
-                 for a in (e["args"] or [e["arg"]])}
-        steps = [G.nodes[c]["step"] for c in G.successors(n) if G.nodes[c]["step"] is not None]
-        d["step"] = min(steps) if steps else None
-        if steps and slots & carried_slots:
+        d["step"] = _first_reader(rec, n)
+        if d["step"] is not None and any((role.get(v), k) in carried_slots
+                                         for v, e in rec.out[n] for k in _slots(e)):
             d["step"] -= 1
-    return carried
+    return True
 
 
-def _roles(G: nx.DiGraph, order: list, window: dict) -> dict[Any, tuple]:
-    """Op node -> (token, rank of that token within its iteration): equal across iterations."""
-    seen: dict[tuple, int] = {}
-    role: dict[Any, tuple] = {}
-    for n in order:
-        k = window.get(n)
-        if k is None:
-            continue
-        tok = _token(G.nodes[n])
-        r = seen.get((k,) + tok, 0)
-        seen[(k,) + tok] = r + 1
-        role[n] = (tok, r)
-    return role
+def _slots(e: dict) -> list[int]:
+    return e["args"] or [e["arg"]]
 
 
-def _accumulators(G: nx.DiGraph, window: dict, role: dict) -> set:
+def _first_reader(rec: _Rec, n: Any) -> int | None:
+    steps = [rec.a[c]["step"] for c, _ in rec.out[n] if rec.a[c]["step"] is not None]
+    return min(steps) if steps else None
+
+
+def _accumulators(rec: _Rec) -> set:
     """Roles of scalar sums carried across iterations and read by nothing else in the loop
     (``total = total + L``): accumulations outside the steps, as with ``tg.step``."""
     members: dict[tuple, list] = {}
-    for n, r in role.items():
+    for n, r in rec.role.items():
         members.setdefault(r, []).append(n)
     found = set()
     for r, ns in members.items():
-        d = G.nodes[ns[0]]
+        d = rec.a[ns[0]]
         if d["op"] != "add" or d["param"] or d["shape"] not in ([], (), None) or len(ns) < 2:
             continue
         same = set(ns)
-        chained = 0
-        ok = True
-        for n in ns:
-            for c in G.successors(n):
-                if c in same:
-                    chained += 1
-                elif c in window:
-                    ok = False
-                    break
-            if not ok:
-                break
-        if ok and chained >= len(ns) - 1:
+        reads = [c for n in ns for c, _ in rec.out[n]]
+        if all(c in same or c not in rec.window for c in reads) and \
+                sum(c in same for c in reads) >= len(ns) - 1:
             found.add(r)
     return found
 
 
 # -- 3. names --------------------------------------------------------------------------------
-def _name(G: nx.DiGraph, order: list, window: dict, carried: dict) -> str:
+def _name(rec: _Rec) -> str:
     """Name the loop's values: from the source when it can be read, else from the ops."""
-    texts: dict[str, ast.stmt | None] = {}
-    named = _names_from_source(G, order, window, texts)
-    how = "source"
+    named = _names_from_source(rec)
     if not named:
-        how = "ops"
-        _names_from_ops(G, order, window, carried)
-    _name_leaves(G, order, window, carried, texts, use_source=named)
-    return how
+        _names_from_ops(rec)
+    _name_leaves(rec, use_source=named)
+    return "source" if named else "ops"
 
 
 def source_text(d: dict) -> str | None:
@@ -333,104 +330,99 @@ def _target(stmt: ast.stmt | None) -> str | None:
     return None
 
 
-def _names_from_source(G: nx.DiGraph, order: list, window: dict, texts: dict) -> bool:
+def _line(d: dict) -> str | None:
+    return d.get("code") or d["src"]
+
+
+def _names_from_source(rec: _Rec) -> bool:
     """Name the value each assignment line stores; True when any name was found."""
+    a, window = rec.a, rec.window
     found = False
-    for n in order:
-        d = G.nodes[n]
-        if d["kind"] != "op" or d["name"]:
+    for n in rec.ops:
+        d = a[n]
+        if d["name"]:
             continue
-        name = _target(_statement(d, texts))
+        name = _target(_statement(d, rec.texts))
         if name is None:
             continue
-        line = d.get("code") or d["src"]
-        k = window.get(n)
-        # the stored value is the op of the line that no op of the same line (and iteration)
-        # reads
-        if any(G.nodes[c]["kind"] == "op" and window.get(c) == k
-               and (G.nodes[c].get("code") or G.nodes[c]["src"]) == line
-               for c in G.successors(n)):
+        # the stored value is the op of the line no op of the same line and iteration reads
+        line, k = _line(d), window.get(n)
+        if any(a[c]["kind"] == "op" and window.get(c) == k and _line(a[c]) == line
+               for c, _ in rec.out[n]):
             continue
         d["name"] = name
         found = True
     return found
 
 
-def _names_from_ops(G: nx.DiGraph, order: list, window: dict, carried: dict) -> None:
+def _names_from_ops(rec: _Rec) -> None:
     """Book names by role when the source is unknown: L, o / yhat, h (h2, ...)."""
-    role = _roles(G, order, window)
+    a, role = rec.a, rec.role
     names: dict[tuple, str] = {}
-    for n in order:  # losses and what they read
-        d = G.nodes[n]
-        if n not in role or d["op"] not in LOSS_OPS:
+    for n in rec.ops:  # losses and what they read
+        if n not in role or a[n]["op"] not in LOSS_OPS:
             continue
         names.setdefault(role[n], "L")
-        for p, _, e in G.in_edges(n, data=True):
+        for p, e in rec.inn[n]:
             if e["arg"] != 0 or p not in role:
                 continue
-            if G.nodes[p]["op"] in SOFTMAX:
+            if a[p]["op"] in SOFTMAX:
                 names.setdefault(role[p], "yhat")
-                p = next((q for q in G.predecessors(p) if q in role), None)
+                p = next((q for q, _ in rec.inn[p] if q in role), None)
             if p is not None:
                 names.setdefault(role[p], "o")
-    states = [r for r in dict.fromkeys(carried.values()) if r not in names]
+    states = [r for r in dict.fromkeys(rec.carried.values()) if r not in names]
     if not states:  # the output is carried (fig. 10.4): the activation is the hidden state
-        states = [role[n] for n in order if n in role and G.nodes[n]["op"] in ACTIVATIONS
-                  and role[n] not in names]
-        states = list(dict.fromkeys(states))
+        states = list(dict.fromkeys(role[n] for n in rec.ops if n in role and
+                                    a[n]["op"] in ACTIVATIONS and role[n] not in names))
     for i, r in enumerate(states):
         names[r] = "h" if i == 0 else f"h{i + 1}"
     for n, r in role.items():
-        if r in names and not G.nodes[n]["name"]:
-            G.nodes[n]["name"] = names[r]
+        if r in names and not a[n]["name"]:
+            a[n]["name"] = names[r]
 
 
-def _name_leaves(G: nx.DiGraph, order: list, window: dict, carried: dict, texts: dict,
-                 use_source: bool) -> None:
+def _name_leaves(rec: _Rec, use_source: bool) -> None:
     """Initial states take the name of the state they start; step inputs x, targets y (or
     the variable they were sliced from, read off the source line)."""
-    role = _roles(G, order, window)
+    a, role, window = rec.a, rec.role, rec.window
     slot_name: dict[tuple, str] = {}
-    for u in carried:
-        if not G.nodes[u]["name"]:
+    for u in rec.carried:
+        if a[u]["name"]:
+            for v, e in rec.out[u]:
+                if window.get(v, 0) > window[u]:
+                    slot_name.setdefault((role[v], e["arg"]), a[u]["name"])
+    for n in rec.order:
+        d = a[n]
+        if d["kind"] not in ("input", "const") or d["name"] or rec.inn[n] or not rec.out[n]:
             continue
-        for _, v, e in G.out_edges(u, data=True):
-            if window.get(v, 0) > window[u]:
-                slot_name.setdefault((role[v], e["arg"]), G.nodes[u]["name"])
-    for n in order:
-        d = G.nodes[n]
-        if d["kind"] not in ("input", "const") or d["name"] or G.in_degree(n):
-            continue
-        edges = sorted(G.out_edges(n, data=True), key=lambda e: (str(e[1]), e[2]["arg"]))
-        if not edges:
-            continue
-        name = next((slot_name[(role.get(v), e["arg"])] for _, v, e in edges
+        name = next((slot_name[role.get(v), e["arg"]] for v, e in rec.out[n]
                      if (role.get(v), e["arg"]) in slot_name), None)
-        _, v, e = edges[0]
+        v, e = min(rec.out[n], key=lambda ve: (str(ve[0]), ve[1]["arg"]))
         if name is None and use_source:
-            name = _operand_name(G, v, e["arg"], texts)
-            if name is not None and name == _target(_statement(G.nodes[v], texts)):
+            name = _operand_name(rec, v, e["arg"])
+            if name is not None and name == _target(_statement(a[v], rec.texts)):
                 name = None  # the start of `total = total + L`: a Python number, not a variable
         elif name is None and d["step"] is not None:
-            loss_target = G.nodes[v]["op"] in LOSS_OPS and e["arg"] > 0
+            loss_target = a[v]["op"] in LOSS_OPS and e["arg"] > 0
             name = "y" if loss_target else ("x" if d["kind"] == "input" else None)
         if name:
             d["name"] = name
 
 
-def _operand_name(G: nx.DiGraph, v: Any, arg: int, texts: dict) -> str | None:
+def _operand_name(rec: _Rec, v: Any, arg: int) -> str | None:
     """The variable behind argument ``arg`` of op ``v`` on its source line (``U @ x[t]`` -> x).
 
-    Every expression of the line that records ``v``'s op is a candidate; the name is taken
-    only when all candidates agree on a plain variable (or a slice of one) at that position.
+    Every expression of the line that records ``v``'s op is a candidate; those whose operands
+    name the parameters ``v`` reads come first. The name is taken only when the candidates
+    agree on a plain variable (or a slice of one) at that position.
     """
-    stmt = _statement(G.nodes[v], texts)
+    stmt = _statement(rec.a[v], rec.texts)
     if stmt is None:
         return None
-    op = G.nodes[v]["op"]
-    # the parameters v reads pin down which expression it is (``U @ x[t]``, not ``W @ h``)
-    pinned = {e["arg"]: G.nodes[p]["name"] for p, _, e in G.in_edges(v, data=True)
-              if G.nodes[p]["kind"] == "param" and G.nodes[p]["name"]}
+    op = rec.a[v]["op"]
+    pinned = {e["arg"]: rec.a[p]["name"] for p, e in rec.inn[v]
+              if rec.a[p]["kind"] == "param" and rec.a[p]["name"]}
     found, loose = set(), set()
     for node in ast.walk(stmt):
         operands = None
