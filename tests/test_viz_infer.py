@@ -1,7 +1,8 @@
 """viz.infer: plain loops recorded without tg.step / .named draw the annotated pictures.
 
 Each architecture is written twice below, as a user writes it: a plain loop, and the same loop
-annotated with ``tg.step`` and ``.named`` (every assigned variable named after itself). Recorded
+annotated with ``tg.step`` and ``.named`` (every variable assigned in a step named after
+itself; the running sum ``total`` named once, after the loop). Recorded
 with ``tg.recording(source=True)``, the plain loop's names come from these very lines (read back
 with linecache from the ``src`` attribute), so both must give the same folded and unfolded
 graphs, node for node and edge for edge, for any T.
@@ -61,7 +62,8 @@ def elman_annotated(T):
             h = tg.tanh(W @ h + U @ x[t].named("x") + b).named("h")
             o = (V @ h + c).named("o")
             L = tg.cross_entropy(o, y[t].named("y")).named("L")
-        total = (total + L).named("total")
+        total = total + L
+    total.named("total")  # the running sum, named once where it leaves the loop
     total.backward(keep_grads=True)
     return tg.trace(total).to_networkx()
 
@@ -97,7 +99,8 @@ def jordan_annotated(T):
             h = tg.tanh(R @ o + U @ x[t].named("x") + b).named("h")
             o = (V @ h + c).named("o")
             L = tg.cross_entropy(o, y[t].named("y")).named("L")
-        total = (total + L).named("total")
+        total = total + L
+    total.named("total")  # the running sum, named once where it leaves the loop
     total.backward(keep_grads=True)
     return tg.trace(total).to_networkx()
 

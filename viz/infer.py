@@ -277,6 +277,9 @@ def _name(rec: _Rec) -> str:
     named = _names_from_source(rec)
     if not named:
         _names_from_ops(rec)
+    for n, r in rec.role.items():  # a running sum is named once, where it leaves the loop,
+        if r in rec.accum and any(rec.role.get(c) == r for c, _ in rec.out[n]):  # so the
+            rec.a[n]["name"] = None  # variable level draws one total with an edge from each L
     _name_leaves(rec, use_source=named)
     return "source" if named else "ops"
 
