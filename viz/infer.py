@@ -127,7 +127,7 @@ class _Rec:
         self.token = {n: _token(self.a[n]) for n in self.ops}
         self.window: dict[Any, int] = {}   # op node -> its iteration 1..T
         self.role: dict[Any, tuple] = {}   # op node in an iteration -> (token, rank in it)
-        self.accum: set = set()            # roles of accumulations (total = total + L)
+        self.accum: set = set()            # op nodes of accumulations (total = total + L)
         self.carried: dict[Any, tuple] = {}  # op nodes read by a later iteration -> role
         self.texts: dict[str, ast.stmt | None] = {}  # source line -> its parsed statement
 
@@ -187,14 +187,21 @@ def _find_loop(rec: _Rec) -> tuple[int, bool] | str | None:
     if any(b != bodies[2] for b in bodies.values()):
         window.clear()
         return "undecided"
-    seen: Counter = Counter()
-    for n in ops:
-        k = window.get(n)
-        if k is not None:
-            rank = seen[k, tokens[n]]
-            seen[k, tokens[n]] = rank + 1
-            rec.role[n] = (tokens[n], rank)
+    _set_roles(rec)
     return T, partial
+
+
+def _set_roles(rec: _Rec) -> None:
+    """Role of each op in an iteration: (token, rank among its iteration's ops of that token),
+    the same at every iteration."""
+    seen: Counter = Counter()
+    rec.role.clear()
+    for n in rec.ops:
+        k = rec.window.get(n)
+        if k is not None:
+            rank = seen[k, rec.token[n]]
+            seen[k, rec.token[n]] = rank + 1
+            rec.role[n] = (rec.token[n], rank)
 
 
 def _has_repeated_chain(rec: _Rec) -> bool:
@@ -211,19 +218,23 @@ def _tag_steps(rec: _Rec) -> bool:
     a, window, role = rec.a, rec.window, rec.role
     rec.accum = accum = _accumulators(rec)
     for n, k in window.items():
-        if role[n] not in accum:
+        if n not in accum:
             a[n]["step"] = k
     # ops computed from untagged values only join the step of their first consumer (x[t]
     # sliced at the end of the iteration before); reverse order settles chains of them
-    looping = {r[0] for r in role.values()}
+    looping = set(rec.token[n] for n in window)
     for n in reversed(rec.ops):
-        if role.get(n) in accum or any(a[p]["step"] is not None for p, _ in rec.inn[n]):
+        if n in accum or any(a[p]["step"] is not None for p, _ in rec.inn[n]):
             continue
         if n not in window and rec.token[n] not in looping:
             continue  # computed before the loop (an initial state made by ops)
         a[n]["step"] = _first_reader(rec, n)
+        if a[n]["step"] is not None:
+            window[n] = a[n]["step"]  # it belongs to the iteration that reads it
+    _set_roles(rec)
+    role = rec.role
     for u in rec.ops:
-        if u in window and role[u] not in accum and any(
+        if u in window and u not in accum and any(
                 window.get(v, 0) > window[u] for v, _ in rec.out[u]):
             rec.carried[u] = role[u]
     if not rec.carried:
@@ -253,7 +264,7 @@ def _first_reader(rec: _Rec, n: Any) -> int | None:
 
 
 def _accumulators(rec: _Rec) -> set:
-    """Roles of scalar sums carried across iterations and read by nothing else in the loop
+    """Ops of scalar sums carried across iterations and read by nothing else in the loop
     (``total = total + L``): accumulations outside the steps, as with ``tg.step``."""
     members: dict[tuple, list] = {}
     for n, r in rec.role.items():
@@ -267,7 +278,7 @@ def _accumulators(rec: _Rec) -> set:
         reads = [c for n in ns for c, _ in rec.out[n]]
         if all(c in same or c not in rec.window for c in reads) and \
                 sum(c in same for c in reads) >= len(ns) - 1:
-            found.add(r)
+            found.update(ns)
     return found
 
 
@@ -277,9 +288,9 @@ def _name(rec: _Rec) -> str:
     named = _names_from_source(rec)
     if not named:
         _names_from_ops(rec)
-    for n, r in rec.role.items():  # a running sum is named once, where it leaves the loop,
-        if r in rec.accum and any(rec.role.get(c) == r for c, _ in rec.out[n]):  # so the
-            rec.a[n]["name"] = None  # variable level draws one total with an edge from each L
+    for n in rec.accum:  # a running sum is named once, where it leaves the loop, so the
+        if any(c in rec.accum for c, _ in rec.out[n]):  # variable level draws one total
+            rec.a[n]["name"] = None  # with an edge from each L(t)
     _name_leaves(rec, use_source=named)
     return "source" if named else "ops"
 
@@ -431,6 +442,8 @@ def _operand_name(rec: _Rec, v: Any, arg: int) -> str | None:
         operands = None
         if isinstance(node, ast.BinOp) and _BINOPS.get(type(node.op)) == op:
             operands = [node.left, node.right]
+        elif isinstance(node, ast.Subscript) and op == "getitem":
+            operands = [node.value]
         elif isinstance(node, ast.Call):
             f = node.func
             fname = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
