@@ -96,9 +96,10 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
             G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     T, partial = found
-    if not _tag_steps(rec):  # repeated, but nothing flows from one iteration to the next
+    if not _tag_steps(rec):  # the iterations do not feed each other like time steps
         for d in rec.a.values():
             d["step"] = None
+        G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     user_named = any(d["name"] for d in rec.a.values() if d["kind"] != "param")
     how = "user" if user_named else _name(rec)
@@ -123,12 +124,14 @@ class _Rec:
         for u, v, e in G.edges(data=True):
             self.out[u].append((v, e))
             self.inn[v].append((u, e))
+        self.pos = {n: i for i, n in enumerate(order)}
         self.ops = [n for n in order if self.a[n]["kind"] == "op"]
         self.token = {n: _token(self.a[n]) for n in self.ops}
         self.window: dict[Any, int] = {}   # op node -> its iteration 1..T
         self.role: dict[Any, tuple] = {}   # op node in an iteration -> (token, rank in it)
         self.accum: set = set()            # op nodes of accumulations (total = total + L)
-        self.carried: dict[Any, tuple] = {}  # op nodes read by a later iteration -> role
+        self.carried: dict[Any, tuple] = {}  # nodes read by a later iteration -> role
+        self.initial: set = set()           # leaves that start a carried value: h(0)
         self.texts: dict[str, ast.stmt | None] = {}  # source line -> its parsed statement
 
     def step(self, n: Any) -> int | None:
@@ -145,8 +148,9 @@ def _find_loop(rec: _Rec) -> tuple[int, bool] | str | None:
     over); None when nothing repeats, ``"undecided"`` when the repetition is not one loop."""
     ops, tokens = rec.ops, rec.token
     count = Counter(tokens.values())
-    with_param = Counter(c for tok, c in count.items() if c >= 2 and tok[2])
-    counts = with_param or Counter(c for c in count.values() if c >= 2)
+    # a loop reads the same parameters iteration after iteration; repeated ops that read none
+    # (the relu of each layer of a feed-forward net) are no loop
+    counts = Counter(c for tok, c in count.items() if c >= 2 and tok[2])
     if not counts:
         return None
     T = max(counts, key=lambda c: (counts[c], c))
@@ -154,7 +158,7 @@ def _find_loop(rec: _Rec) -> tuple[int, bool] | str | None:
     for i, n in enumerate(ops):
         if count[tokens[n]] == T:
             where.setdefault(tokens[n], []).append(i)
-    anchors = [p for tok, p in where.items() if tok[2] or not with_param]
+    anchors = [p for tok, p in where.items() if tok[2]]
     starts = min(anchors, key=lambda p: p[0])  # iteration k opens at its k-th occurrence
     end = len(ops)
     if T >= 2:  # the last iteration ends where the ops stop matching the one before it
@@ -213,8 +217,8 @@ def _has_repeated_chain(rec: _Rec) -> bool:
 
 # -- 2. steps --------------------------------------------------------------------------------
 def _tag_steps(rec: _Rec) -> bool:
-    """Write ``step`` from the iterations; False when no value is carried from one iteration
-    to the next (then it is no recurrence)."""
+    """Write ``step`` from the iterations; False when the values carried from iteration to
+    iteration do not keep one lag per role (a tree recursed over, not a sequence)."""
     a, window, role = rec.a, rec.window, rec.role
     rec.accum = accum = _accumulators(rec)
     for n, k in window.items():
@@ -237,20 +241,39 @@ def _tag_steps(rec: _Rec) -> bool:
         if u in window and u not in accum and any(
                 window.get(v, 0) > window[u] for v, _ in rec.out[u]):
             rec.carried[u] = role[u]
-    if not rec.carried:
+    # a sequence carries its state into every next iteration, with one lag per role (a tree
+    # recursed over feeds its root from iterations at different distances, and its first
+    # compositions from none)
+    lag: dict[tuple, int] = {}
+    fed = set()
+    for u in rec.carried:
+        for v, e in rec.out[u]:
+            if v in role and lag.setdefault((role[u], role[v], e["arg"]),
+                                            window[v] - window[u]) != window[v] - window[u]:
+                return False
+            if window.get(v, 0) > window[u]:
+                fed.add(window[v])
+    if rec.carried and len(fed) < max(window.values()) - 1:
         return False
-    # leaves: the step that reads them; a leaf read where later steps read the carried state
-    # is the initial state h(0): the step before its reader, as tinygraph.nn tags it
+    # leaves: the step that reads them. A leaf read where later steps read a value carried
+    # from the step before (an op's, or a leaf's: y(t-1) under teacher forcing) and nowhere
+    # else is the initial state h(0): the step before its reader, as tinygraph.nn tags it
+    leaves = [n for n in rec.order if a[n]["kind"] in ("input", "const")]
+    for n in leaves:
+        a[n]["step"] = _first_reader(rec, n)
     carried_slots = {(role[v], k) for u in rec.carried for v, e in rec.out[u]
                      if window.get(v, 0) > window[u] for k in _slots(e)}
-    for n in rec.order:
-        d = a[n]
-        if d["kind"] in ("op", "param"):
-            continue
-        d["step"] = _first_reader(rec, n)
-        if d["step"] is not None and any((role.get(v), k) in carried_slots
-                                         for v, e in rec.out[n] for k in _slots(e)):
-            d["step"] -= 1
+    for n in leaves:
+        s = a[n]["step"]
+        for v, e in rec.out[n]:
+            if s is not None and v in role and window[v] > s:
+                rec.carried[n] = None
+                carried_slots.update((role[v], k) for k in _slots(e))
+    for n in leaves:
+        if a[n]["step"] is not None and all((role.get(v), k) in carried_slots
+                                            for v, e in rec.out[n] for k in _slots(e)):
+            a[n]["step"] -= 1
+            rec.initial.add(n)
     return True
 
 
@@ -385,7 +408,7 @@ def _names_from_ops(rec: _Rec) -> None:
                 p = next((q for q, _ in rec.inn[p] if q in role), None)
             if p is not None:
                 names.setdefault(role[p], "o")
-    states = [r for r in dict.fromkeys(rec.carried.values()) if r not in names]
+    states = [r for r in dict.fromkeys(rec.carried.values()) if r is not None and r not in names]
     if not states:  # the output is carried (fig. 10.4): the activation is the hidden state
         states = list(dict.fromkeys(role[n] for n in rec.ops if n in role and
                                     a[n]["op"] in ACTIVATIONS and role[n] not in names))
@@ -400,28 +423,47 @@ def _name_leaves(rec: _Rec, use_source: bool) -> None:
     """Initial states take the name of the state they start; step inputs x, targets y (or
     the variable they were sliced from, read off the source line)."""
     a, role, window = rec.a, rec.role, rec.window
+    later = [n for n in rec.order if n not in rec.initial] + [n for n in rec.order
+                                                               if n in rec.initial]
     slot_name: dict[tuple, str] = {}
-    for u in rec.carried:
-        if a[u]["name"]:
-            for v, e in rec.out[u]:
-                if window.get(v, 0) > window[u]:
-                    slot_name.setdefault((role[v], e["arg"]), a[u]["name"])
-    for n in rec.order:
+    for n in later:
         d = a[n]
-        if d["kind"] not in ("input", "const") or d["name"] or rec.inn[n] or not rec.out[n]:
+        if d["kind"] not in ("input", "const") or rec.inn[n] or not rec.out[n]:
             continue
-        name = next((slot_name[role.get(v), e["arg"]] for v, e in rec.out[n]
-                     if (role.get(v), e["arg"]) in slot_name), None)
-        v, e = min(rec.out[n], key=lambda ve: (str(ve[0]), ve[1]["arg"]))
-        if name is None and use_source:
+        if n in rec.initial and not d["name"]:  # named after what later steps read there
+            if not slot_name:
+                slot_name = _slot_names(rec)
+            d["name"] = next((slot_name[role.get(v), e["arg"]] for v, e in rec.out[n]
+                              if (role.get(v), e["arg"]) in slot_name), None)
+        if d["name"]:
+            continue
+        # a target read by the loss (and maybe by the next step: teacher forcing) is y
+        v, e = min(rec.out[n], key=lambda ve: (not _is_target(a[ve[0]], ve[1]), rec.pos[ve[0]]))
+        name = None
+        if use_source:
             name = _operand_name(rec, v, e["arg"])
             if name is not None and name == _target(_statement(a[v], rec.texts)):
                 name = None  # the start of `total = total + L`: a Python number, not a variable
-        elif name is None and d["step"] is not None:
-            loss_target = a[v]["op"] in LOSS_OPS and e["arg"] > 0
-            name = "y" if loss_target else ("x" if d["kind"] == "input" else None)
-        if name:
-            d["name"] = name
+        elif d["step"] is not None:
+            name = "y" if _is_target(a[v], e) else ("x" if d["kind"] == "input" else None)
+        d["name"] = name
+
+
+def _slot_names(rec: _Rec) -> dict[tuple, str]:
+    """(role of a reader, argument) -> the name of the value later steps read there."""
+    a, role, window = rec.a, rec.role, rec.window
+    found: dict[tuple, str] = {}
+    for u in rec.carried:
+        here = window.get(u, a[u]["step"])
+        if a[u]["name"] and here is not None:
+            for v, e in rec.out[u]:
+                if window.get(v, 0) > here:
+                    found.setdefault((role[v], e["arg"]), a[u]["name"])
+    return found
+
+
+def _is_target(d: dict, e: dict) -> bool:
+    return d["op"] in LOSS_OPS and e["arg"] > 0
 
 
 def _operand_name(rec: _Rec, v: Any, arg: int) -> str | None:
