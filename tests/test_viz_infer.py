@@ -291,6 +291,101 @@ def test_infer_leaves_the_callers_graph_untouched():
     assert infer(nx.DiGraph()).number_of_nodes() == 0
 
 
+def test_teacher_forcing_reads_the_target_of_the_step_before():
+    """Fig. 10.6 (train time) as a plain loop: y(t-1) -> h(t) are delay edges, and the
+    zeros before the loop are y(0)."""
+    P, rng = _params(5)
+    R, U, V = P["R"], P["U"], P["V"]
+    x, _ = _data(rng, 4)
+    y = tg.tensor(rng.normal(size=(4, K)))
+    tg.new_graph()
+    prev, total = tg.zeros(K), 0
+    for t in range(4):
+        h = tg.tanh(R @ prev + U @ x[t])
+        yt = y[t]
+        total = total + tg.mse_loss(V @ h, yt)
+        prev = yt
+    G = viz.load(tg.trace(total).to_networkx())
+    assert G.graph["inferred"] == {"steps": 4, "names": "ops"}
+    ys = sorted(d["step"] for _, d in G.nodes(data=True) if d["name"] == "y")
+    assert ys == [0, 1, 2, 3, 4]
+    F = viz.fold(G)
+    (y_role,) = [r for r, d in F.nodes(data=True) if d["name"] == "y"]
+    (h_role,) = [r for r, d in F.nodes(data=True) if d["name"] == "h"]
+    assert F.nodes[y_role]["steps"] == [0, 1, 2, 3, 4]
+    assert F.edges[y_role, h_role]["delay"] == 4 and F.edges[y_role, h_role]["label"] == "R"
+
+
+def test_a_first_iteration_without_state_and_a_sliced_input():
+    """``h = None`` before the loop (iteration 1 has no W @ h) and an input that takes
+    gradients (``x[t]`` is a recorded getitem): still one step per iteration."""
+    P, rng = _params(6)
+    W, U, V = P["W"], P["U"], P["V"]
+    x = tg.tensor(rng.normal(size=(5, D)), requires_grad=True)
+    tg.new_graph()
+    with tg.recording(source=True):
+        h = None
+        losses = []
+        for t in range(5):
+            a = U @ x[t]
+            if h is not None:
+                a = a + W @ h
+            h = tg.tanh(a)
+            losses.append(tg.mse_loss(V @ h, np.zeros(K)))
+        loss = tg.stack(losses).sum()
+    loss.backward(keep_grads=True)
+    G = viz.load(tg.trace(loss).to_networkx())
+    assert G.graph["inferred"] == {"steps": 5, "names": "source"}
+    steps = {d["op"]: set() for _, d in G.nodes(data=True)}
+    for _, d in G.nodes(data=True):
+        steps[d["op"]].add(d["step"])
+    assert steps["getitem"] == steps["tanh"] == steps["mse_loss"] == {1, 2, 3, 4, 5}
+    assert steps["stack"] == steps["sum"] == {None}
+    names = {d["op"]: d["name"] for _, d in G.nodes(data=True)}
+    assert names["tanh"] == "h" and names["sum"] == "loss" and names["getitem"] is None
+    (x,) = [d for _, d in G.nodes(data=True) if d["kind"] == "input"]
+    assert x["name"] == "x" and x["step"] is None  # the whole sequence, sliced at every step
+    assert [s.variable for s in viz.recurrent_series(G)] == ["a"]  # a(t) = U x(t) + W h(t-1)
+
+
+@pytest.mark.parametrize("leaves", [4, 8])
+def test_a_tree_recursed_over_is_not_taken_for_a_sequence(leaves):
+    rng = np.random.default_rng(7)
+    W, U = (tg.Parameter(rng.normal(size=(H, H)), name=k) for k in "WU")
+    level = [tg.tensor(rng.normal(size=H)) for _ in range(leaves)]
+    tg.new_graph()
+    while len(level) > 1:
+        level = [tg.tanh(W @ level[i] + U @ level[i + 1]) for i in range(0, len(level), 2)]
+    G = viz.load(tg.trace(level[0].sum()).to_networkx())
+    assert all(d["step"] is None for _, d in G.nodes(data=True))
+    assert G.graph["inference_note"] == NOTE_UNDECIDED
+
+
+def test_a_feed_forward_stack_is_no_loop():
+    """Repeated ops that read no shared parameter (one relu per layer) are not time steps."""
+    rng = np.random.default_rng(8)
+    Ws = [tg.Parameter(rng.normal(size=(H, H)), name=f"W{i}") for i in range(3)]
+    tg.new_graph()
+    h = tg.ones(H)
+    for W in Ws:
+        h = tg.relu(W @ h)
+    G = viz.load(tg.trace(h.sum()).to_networkx())
+    assert all(d["step"] is None for _, d in G.nodes(data=True))
+    assert "inferred" not in G.graph and "inference_note" not in G.graph
+
+
+def test_the_plain_loop_demo():
+    from demos.plain_loop import record_plain_loop
+    g, score = record_plain_loop(T=5, train_steps=150)
+    G = viz.load(g)
+    assert G.graph["inferred"]["steps"] == 5
+    assert float(score.split()[2]) > 0.6  # learned: chance is 0.5
+    P = viz.fold(G)
+    assert sorted(d["name"] for _, d in P.nodes(data=True)) in (
+        ["L", "h", "h", "o", "total", "x", "y"],  # names read from demos/plain_loop.py
+        ["L", "L", "h", "h", "o", "x", "y"])      # run from elsewhere: names from the ops
+
+
 @pytest.mark.slow
 def test_a_plain_loop_of_1e5_steps():
     """Inference is iterative and linear: a 10^5-step plain loop gets its steps, and its
