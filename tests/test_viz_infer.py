@@ -9,6 +9,8 @@ graphs, node for node and edge for edge, for any T.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -31,101 +33,64 @@ def _data(rng, T):
     return tg.tensor(rng.normal(size=(T, D))), tg.tensor(rng.integers(0, K, size=T))
 
 
+def _setup(seed, T, names):
+    """The parameters ``names`` (a string of letters), x (T, D) and y (T,), and a fresh tape."""
+    P, rng = _params(seed)
+    x, y = _data(rng, T)
+    tg.new_graph()
+    return [P[k] for k in names] + [x, y]
+
+
+def _traced(out):
+    out.backward(keep_grads=True)
+    return tg.trace(out).to_networkx()
+
+
 # -- the architectures, plain and annotated ----------------------------------------------------
-def elman_plain(T, source=True):
-    P, rng = _params(1)
-    W, U, V, b, c = P["W"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
+def rnn_plain(T, source=True, carry="h"):
+    """Fig. 10.3 (``carry="h"``: h(t-1) -> h(t) through W) or fig. 10.4 (``carry="o"``: the
+    output o(t-1) -> h(t) through R), a loss at every step."""
+    W, R, U, V, b, c, x, y = _setup(1, T, "WRUVbc")
     with tg.recording(source=source):
-        h = tg.zeros(H)
+        h, o = tg.zeros(H), tg.zeros(K)
         total = 0
         for t in range(T):
-            h = tg.tanh(W @ h + U @ x[t] + b)
+            h = tg.tanh((W @ h if carry == "h" else R @ o) + U @ x[t] + b)
             o = V @ h + c
             L = tg.cross_entropy(o, y[t])
             total = total + L
-    total.backward(keep_grads=True)
-    return tg.trace(total).to_networkx()
+    return _traced(total)
 
 
-def elman_annotated(T):
-    P, rng = _params(1)
-    W, U, V, b, c = P["W"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
+def rnn_annotated(T, carry="h"):
+    W, R, U, V, b, c, x, y = _setup(1, T, "WRUVbc")
     with tg.step(0):
-        h = tg.zeros(H).named("h")
+        h, o = tg.zeros(H).named("h"), tg.zeros(K).named("o")
     total = 0
     for t in range(T):
         with tg.step(t + 1):
-            h = tg.tanh(W @ h + U @ x[t].named("x") + b).named("h")
+            h = tg.tanh((W @ h if carry == "h" else R @ o) + U @ x[t].named("x") + b).named("h")
             o = (V @ h + c).named("o")
             L = tg.cross_entropy(o, y[t].named("y")).named("L")
         total = total + L
     total.named("total")  # the running sum, named once where it leaves the loop
-    total.backward(keep_grads=True)
-    return tg.trace(total).to_networkx()
-
-
-def jordan_plain(T, source=True):
-    """Fig. 10.4: the output o(t-1), not the state, is carried into h(t)."""
-    P, rng = _params(2)
-    R, U, V, b, c = P["R"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
-    with tg.recording(source=source):
-        o = tg.zeros(K)
-        total = 0
-        for t in range(T):
-            h = tg.tanh(R @ o + U @ x[t] + b)
-            o = V @ h + c
-            L = tg.cross_entropy(o, y[t])
-            total = total + L
-    total.backward(keep_grads=True)
-    return tg.trace(total).to_networkx()
-
-
-def jordan_annotated(T):
-    P, rng = _params(2)
-    R, U, V, b, c = P["R"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
-    with tg.step(0):
-        o = tg.zeros(K).named("o")
-    total = 0
-    for t in range(T):
-        with tg.step(t + 1):
-            h = tg.tanh(R @ o + U @ x[t].named("x") + b).named("h")
-            o = (V @ h + c).named("o")
-            L = tg.cross_entropy(o, y[t].named("y")).named("L")
-        total = total + L
-    total.named("total")  # the running sum, named once where it leaves the loop
-    total.backward(keep_grads=True)
-    return tg.trace(total).to_networkx()
+    return _traced(total)
 
 
 def single_output_plain(T, source=True):
     """Fig. 10.5: one output and one loss, after the loop."""
-    P, rng = _params(3)
-    W, U, V, b, c = P["W"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
+    W, U, V, b, c, x, y = _setup(3, T, "WUVbc")
     with tg.recording(source=source):
         h = tg.zeros(H)
         for t in range(T):
             h = tg.tanh(W @ h + U @ x[t] + b)
         o = V @ h + c
         L = tg.cross_entropy(o, y[0])
-    L.backward(keep_grads=True)
-    return tg.trace(L).to_networkx()
+    return _traced(L)
 
 
 def single_output_annotated(T):
-    P, rng = _params(3)
-    W, U, V, b, c = P["W"], P["U"], P["V"], P["b"], P["c"]
-    x, y = _data(rng, T)
-    tg.new_graph()
+    W, U, V, b, c, x, y = _setup(3, T, "WUVbc")
     with tg.step(0):
         h = tg.zeros(H).named("h")
     for t in range(T):
@@ -133,11 +98,11 @@ def single_output_annotated(T):
             h = tg.tanh(W @ h + U @ x[t].named("x") + b).named("h")
     o = (V @ h + c).named("o")
     L = tg.cross_entropy(o, y[0].named("y")).named("L")
-    L.backward(keep_grads=True)
-    return tg.trace(L).to_networkx()
+    return _traced(L)
 
 
-ARCHS = {"elman": (elman_plain, elman_annotated), "jordan": (jordan_plain, jordan_annotated),
+ARCHS = {"elman": (rnn_plain, rnn_annotated),
+         "jordan": (partial(rnn_plain, carry="o"), partial(rnn_annotated, carry="o")),
          "single_output": (single_output_plain, single_output_annotated)}
 
 
@@ -217,8 +182,8 @@ def test_without_source_roles_are_named_from_the_ops(arch):
 
 def test_diagnose_follows_the_recurrence_of_an_unnamed_loop():
     """The unnamed plain loop gives the annotated loop's series, norm for norm."""
-    plain = viz.diagnose(elman_plain(12, source=False))
-    ann = viz.diagnose(elman_annotated(12))
+    plain = viz.diagnose(rnn_plain(12, source=False))
+    ann = viz.diagnose(rnn_annotated(12))
     assert [s.variable for s in plain.series] == ["h"]
     assert plain.series[0].steps == tuple(range(1, 13))
     np.testing.assert_allclose(plain.series[0].norms, ann.series[0].norms, rtol=1e-12)
@@ -228,7 +193,7 @@ def test_diagnose_follows_the_recurrence_of_an_unnamed_loop():
 
 def test_source_names_from_the_code_attribute():
     """The export's ``code`` attribute is used before the file (here: a file that is gone)."""
-    G = elman_plain(4)
+    G = rnn_plain(4)
     lines = {}
     for n, d in G.nodes(data=True):
         if d["src"]:
@@ -244,7 +209,7 @@ def test_source_names_from_the_code_attribute():
 
 
 def test_source_names_from_the_file_when_no_code():
-    G = elman_plain(4)
+    G = rnn_plain(4)
     assert all("code" not in d for _, d in G.nodes(data=True))
     assert source_text(G.nodes[max(G)]) == "total = total + L"
     L = viz.load(G)
@@ -274,7 +239,7 @@ def test_an_irregular_repetition_is_left_untagged_with_a_note():
 
 
 def test_annotated_and_feed_forward_graphs_are_left_alone():
-    A = viz.load(elman_annotated(3))
+    A = viz.load(rnn_annotated(3))
     assert "inferred" not in A.graph and "inference_note" not in A.graph
     W = tg.Parameter(np.eye(3), name="W")
     tg.new_graph()
@@ -284,7 +249,7 @@ def test_annotated_and_feed_forward_graphs_are_left_alone():
 
 
 def test_infer_leaves_the_callers_graph_untouched():
-    G = elman_plain(3, source=False)
+    G = rnn_plain(3, source=False)
     before = {n: dict(d) for n, d in G.nodes(data=True)}
     viz.load(G)
     assert {n: dict(d) for n, d in G.nodes(data=True)} == before
