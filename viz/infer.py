@@ -9,10 +9,14 @@ source lines). This module finds that repetition and writes what the annotations
 written, so the views draw the same pictures as for the annotated loop:
 
 1. **Iterations.** Op nodes get a *token* (scope, op, parameters read, source line). The
-   repetition count ``T`` is the most common count among repeated tokens that read a parameter;
-   the token of that count seen first is the *anchor*: its k-th occurrence opens iteration k.
-   Other tokens of count ``T`` must fall one per iteration (else they belong to another loop
-   and are left alone). The last iteration ends where the ops stop matching the one before it.
+   repetition count ``T`` is the most common count among repeated tokens that read a parameter
+   (repeated ops reading none, like the relu of each layer, are no loop); the token of that
+   count seen first is the *anchor*: its k-th occurrence opens iteration k. The last iteration
+   ends where the ops stop matching the one before it. Then the cut is checked: every token of
+   count ``T`` falls once in each iteration, the iterations between the first and the last run
+   the same ops, and each value carried to a later iteration is carried over one distance and
+   into every iteration (a tree recursed over is not a sequence). Tokens repeating outside the
+   iterations are another loop, left untagged.
 2. **Steps.** An op inside iteration k gets ``step=k``; an op computed from untagged values only
    (``x[t]`` sliced from a whole-sequence tensor) takes the step of its first consumer, so it
    joins the step that reads it; a scalar sum carried from iteration to iteration and read by
@@ -133,9 +137,6 @@ class _Rec:
         self.carried: dict[Any, tuple] = {}  # nodes read by a later iteration -> role
         self.initial: set = set()           # leaves that start a carried value: h(0)
         self.texts: dict[str, ast.stmt | None] = {}  # source line -> its parsed statement
-
-    def step(self, n: Any) -> int | None:
-        return self.a[n]["step"]
 
 
 # -- 1. iterations ---------------------------------------------------------------------------
@@ -263,12 +264,12 @@ def _tag_steps(rec: _Rec) -> bool:
         a[n]["step"] = _first_reader(rec, n)
     carried_slots = {(role[v], k) for u in rec.carried for v, e in rec.out[u]
                      if window.get(v, 0) > window[u] for k in _slots(e)}
-    for n in leaves:
-        s = a[n]["step"]
-        for v, e in rec.out[n]:
-            if s is not None and v in role and window[v] > s:
-                rec.carried[n] = None
-                carried_slots.update((role[v], k) for k in _slots(e))
+    for n in leaves:  # read at its step and, in another place, at a later one: carried
+        s = a[n]["step"]  # (a whole sequence read in one place at every step is not)
+        later = [(v, e) for v, e in rec.out[n] if s is not None and window.get(v, 0) > s]
+        if later and len({(role.get(v), k) for v, e in rec.out[n] for k in _slots(e)}) > 1:
+            rec.carried[n] = None
+            carried_slots.update((role[v], k) for v, e in later for k in _slots(e))
     for n in leaves:
         if a[n]["step"] is not None and all((role.get(v), k) in carried_slots
                                             for v, e in rec.out[n] for k in _slots(e)):
