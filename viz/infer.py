@@ -137,6 +137,7 @@ class _Rec:
         self.carried: dict[Any, tuple] = {}  # nodes read by a later iteration -> role
         self.initial: set = set()           # leaves that start a carried value: h(0)
         self.texts: dict[str, ast.stmt | None] = {}  # source line -> its parsed statement
+        self.operands: dict[tuple, str | None] = {}  # (line, op, arg, params) -> variable
 
 
 # -- 1. iterations ---------------------------------------------------------------------------
@@ -480,6 +481,13 @@ def _operand_name(rec: _Rec, v: Any, arg: int) -> str | None:
     op = rec.a[v]["op"]
     pinned = {e["arg"]: rec.a[p]["name"] for p, e in rec.inn[v]
               if rec.a[p]["kind"] == "param" and rec.a[p]["name"]}
+    key = (_line(rec.a[v]), op, arg, tuple(sorted(pinned.items())))
+    if key not in rec.operands:  # once per line, however many steps run it
+        rec.operands[key] = _operand_in(stmt, op, arg, pinned)
+    return rec.operands[key]
+
+
+def _operand_in(stmt: ast.stmt, op: str, arg: int, pinned: dict) -> str | None:
     found, loose = set(), set()
     for node in ast.walk(stmt):
         operands = None
