@@ -2,41 +2,26 @@
 
 Flow: viz.schema.normalise -> **viz.infer** -> (the normalised graph every view reads).
 
-Users write ``for t in range(T): h = tg.tanh(W @ h + U @ x[t])`` without ``tg.step()`` and
-without ``.named()``. The recording still holds the loop: the loop body's ops come back in tape
-order, iteration after iteration, reading the same parameters (and, when recorded, from the same
-source lines). This module finds that repetition and writes what the annotations would have
-written, so the views draw the same pictures as for the annotated loop:
+``for t in range(T): h = tg.tanh(W @ h + U @ x[t])`` written without ``tg.step()`` and
+``.named()`` still records its loop: the body's ops come back in tape order, iteration after
+iteration, reading the same parameters (from the same source lines). This module writes what
+the annotations would have written, so the views draw the annotated loop's pictures:
 
-1. **Iterations.** Op nodes get a *token* (scope, op, parameters read, source line). The
-   repetition count ``T`` is the most common count among repeated tokens that read a parameter
-   (repeated ops reading none, like the relu of each layer, are no loop); the token of that
-   count seen first is the *anchor*: its k-th occurrence opens iteration k. The last iteration
-   ends where the ops stop matching the one before it. Then the cut is checked: every token of
-   count ``T`` falls once in each iteration, the iterations between the first and the last run
-   the same ops, and each value carried to a later iteration is carried over one distance and
-   into every iteration (a tree recursed over is not a sequence). Tokens repeating outside the
-   iterations are another loop, left untagged.
-2. **Steps.** An op inside iteration k gets ``step=k``; an op computed from untagged values only
-   (``x[t]`` sliced from a whole-sequence tensor) takes the step of its first consumer, so it
-   joins the step that reads it; a scalar sum carried from iteration to iteration and read by
-   nothing else (``total = total + L``) is an accumulation outside the steps, as it would be
-   written with ``tg.step``. Leaves take the step of their consumers, except an *initial
-   state*: a leaf read where later iterations read the state carried from the step before
-   (``h`` made before the loop) is h(0): tagged one step before its reader and named after
-   the state, as ``tinygraph.nn`` records it.
-3. **Names.** With source lines (``code`` attribute, else the ``src`` file read with linecache),
-   the value an assignment ``h = ...`` stores gets the name ``h`` (the op of that line no other
-   op of the line in the same iteration reads), and an input leaf the name of the expression it
-   came from (``U @ x[t]`` -> ``x``). Without source, roles are named from the ops: a loss op
-   ``L``, what it reads ``o`` (``yhat`` after a softmax), a state carried to the next step or an
-   activation ``h``, step inputs ``x``, loss targets ``y``; the graph attribute
-   ``inference_note`` then says the names were guessed and how to give real ones.
+1. **Iterations** (`_find_loop`): ops get a *token* (scope, op, parameters, source line); the
+   first-seen parameter-reading token of the most common repeat count T opens each iteration;
+   the last ends where the ops stop matching the one before. The cut must hold: each such
+   token once per iteration, the middle iterations alike, each carried value carried over one
+   distance into every iteration (a tree recursed over is no sequence).
+2. **Steps** (`_tag_steps`): ops take their iteration; a slice ``x[t]`` the step that reads
+   it; a scalar running sum (``total = total + L``) stays outside the steps; leaves take their
+   first reader's step, and a leaf read only where later steps read a carried value is h(0).
+3. **Names** (`_name`): from the source line (node attribute ``code``, else the ``src`` file
+   through linecache) the value an assignment stores (``h = ...``) and the variable an input is
+   sliced from (``U @ x[t]`` -> x); without it, by role (L, o, yhat, h, x, y) with a note.
 
-When the repetition cannot be cut into iterations, nothing is tagged and ``inference_note`` says
-so and names the fix (``tg.step`` / ``.named``): never a silently broken picture. Graphs that
-carry step tags are left as they are. Everything is iterative and linear in the graph size
-(one source line is parsed once, however many steps run it).
+When the repetition cannot be cut into steps, nothing is tagged and the graph attribute
+``inference_note`` says so in one line and names the fix. Graphs with step tags are left
+alone. Iterative and linear: each source line is parsed once, however many steps run it.
 """
 from __future__ import annotations
 
@@ -95,9 +80,8 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
     found = _find_loop(rec)
     if found is None:
         return G
-    if found == "undecided":
-        if _has_repeated_chain(rec):
-            G.graph["inference_note"] = NOTE_UNDECIDED
+    if found == "undecided":  # parameters read again and again, but not as one loop body
+        G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     T, partial = found
     if not _tag_steps(rec):  # the iterations do not feed each other like time steps
@@ -208,13 +192,6 @@ def _set_roles(rec: _Rec) -> None:
             rank = seen[k, rec.token[n]]
             seen[k, rec.token[n]] = rank + 1
             rec.role[n] = (rec.token[n], rank)
-
-
-def _has_repeated_chain(rec: _Rec) -> bool:
-    """True when some op token repeats and one occurrence feeds another (a recurrence)."""
-    count = Counter(rec.token.values())
-    return any(count[rec.token[n]] >= 2 and any(rec.a[c]["kind"] == "op" for c, _ in rec.out[n])
-               for n in rec.ops)
 
 
 # -- 2. steps --------------------------------------------------------------------------------
@@ -342,31 +319,20 @@ def _statement(d: dict, texts: dict) -> ast.stmt | None:
     if not key:
         return None
     if key not in texts:
-        text = source_text(d)
-        stmt = None
-        if text:
-            try:
-                body = ast.parse(text).body
-                stmt = body[0] if len(body) == 1 else None
-            except SyntaxError:  # part of a statement spread over several lines
-                stmt = None
-        texts[key] = stmt
+        texts[key] = None
+        try:
+            body = ast.parse(source_text(d) or "").body
+            texts[key] = body[0] if len(body) == 1 else None
+        except SyntaxError:  # part of a statement spread over several lines
+            pass
     return texts[key]
 
 
 def _target(stmt: ast.stmt | None) -> str | None:
     """The variable an assignment stores to (``h = ...``, ``total += ...``, ``self.h = ...``)."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-        t = stmt.targets[0]
-    elif isinstance(stmt, (ast.AugAssign, ast.AnnAssign)):
-        t = stmt.target
-    else:
-        return None
-    if isinstance(t, ast.Name):
-        return t.id
-    if isinstance(t, ast.Attribute):
-        return t.attr
-    return None
+        return _name_of(stmt.targets[0])
+    return _name_of(stmt.target) if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) else None
 
 
 def _line(d: dict) -> str | None:
@@ -425,8 +391,7 @@ def _name_leaves(rec: _Rec, use_source: bool) -> None:
     """Initial states take the name of the state they start; step inputs x, targets y (or
     the variable they were sliced from, read off the source line)."""
     a, role, window = rec.a, rec.role, rec.window
-    later = [n for n in rec.order if n not in rec.initial] + [n for n in rec.order
-                                                               if n in rec.initial]
+    later = sorted(rec.order, key=lambda n: n in rec.initial)  # initial states last
     slot_name: dict[tuple, str] = {}
     for n in later:
         d = a[n]
@@ -524,8 +489,10 @@ def _base_name(node: ast.expr) -> str | None:
     """``x`` for ``x``, ``x[t]``, ``x[:, t]``, ``self.x[t]``; None for anything computed."""
     while isinstance(node, ast.Subscript):
         node = node.value
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
+    return _name_of(node)
+
+
+def _name_of(node: ast.expr) -> str | None:
+    """``h`` for ``h`` and ``self.h``; None for anything else."""
+    return node.id if isinstance(node, ast.Name) else (
+        node.attr if isinstance(node, ast.Attribute) else None)
