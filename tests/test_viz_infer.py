@@ -326,6 +326,25 @@ def test_a_tree_recursed_over_is_not_taken_for_a_sequence(leaves):
     assert G.graph["inference_note"] == NOTE_UNDECIDED
 
 
+def test_a_second_loop_is_left_untagged_and_said_so():
+    """An encoder loop, then a decoder loop with its own weights: the first gets its steps,
+    the second is not drawn in the encoder's columns, and the note says to tag it."""
+    W, U, V, b, c, x, y = _setup(9, 6, "WUVbc")
+    rng = np.random.default_rng(9)
+    W2 = tg.Parameter(rng.normal(size=(H, H)), name="W2")
+    h = tg.zeros(H)
+    for t in range(6):
+        h = tg.tanh(W @ h + U @ x[t] + b)
+    total = 0
+    for t in range(4):
+        h = tg.tanh(W2 @ h)
+        total = total + tg.cross_entropy(V @ h + c, y[t])
+    G = viz.load(tg.trace(total).to_networkx())
+    assert G.graph["inferred"]["steps"] == 6
+    assert {d["step"] for _, d in G.nodes(data=True) if d["param"] == "W2"} == {None}
+    assert "tag the other loops with tg.step(t)" in G.graph["inference_note"]
+
+
 def test_a_feed_forward_stack_is_no_loop():
     """Repeated ops that read no shared parameter (one relu per layer) are not time steps."""
     rng = np.random.default_rng(8)

@@ -84,9 +84,10 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
         G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     T, partial = found
+    before = {n: d["step"] for n, d in rec.a.items()}
     if not _tag_steps(rec):  # the iterations do not feed each other like time steps
-        for d in rec.a.values():
-            d["step"] = None
+        for n, d in rec.a.items():
+            d["step"] = before[n]
         G.graph["inference_note"] = NOTE_UNDECIDED
         return G
     user_named = any(d["name"] for d in rec.a.values() if d["kind"] != "param")
