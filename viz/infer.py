@@ -93,9 +93,7 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
     user_named = any(d["name"] for d in rec.a.values() if d["kind"] != "param")
     how = "user" if user_named else _name(rec)
     G.graph["inferred"] = {"steps": T, "names": how}
-    notes = [NOTE_GUESSED] if how == "ops" else []
-    if partial:
-        notes.append(NOTE_PARTLY)
+    notes = [NOTE_GUESSED] * (how == "ops") + [NOTE_PARTLY] * partial
     if notes:
         G.graph["inference_note"] = "; ".join(notes)
     return G
