@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 
@@ -25,6 +27,16 @@ from tinygraph.export import NODE_KEYS, Graph  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 D, H, K, B, T = 3, 4, 3, 2, 5
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops: torch's thread pool only adds contention on a shared machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
 
 
 class Elman(nn.Module):
@@ -334,3 +346,111 @@ def test_missing_torch_says_how_to_install() -> None:
              "from tinygraph.adapters import torch")
     assert r.returncode != 0
     assert 'pip install "tinygraph[torch]"' in r.stderr and "torch==2.13.0" in r.stderr
+
+
+def test_in_place_ops_are_recorded_and_replayed() -> None:
+    torch.manual_seed(14)
+    U = torch.randn(H, D, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(H, H, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(B, T, D, dtype=torch.float64)
+    with tgt.record({"U": U, "W": W}) as rec:
+        h = torch.zeros(B, H, dtype=torch.float64)
+        for t in range(T):
+            with tgt.step(t + 1):
+                a = x[:, t] @ U.T
+                a += h @ W.T                      # in place: the node reads a's old value
+                h = torch.tanh(a)
+        (h ** 2).sum().backward()
+    g = rec.graph()
+    w = next(i for i, n in enumerate(rec.nodes) if n.key == "W")
+    total = sum(t for (src, _), t in rec.edge_grads.items() if src == w)
+    assert torch.allclose(total, W.grad, rtol=0, atol=1e-12)
+    assert sorted(n["step"] for n in g.nodes if n["name"] == "h") == list(range(T + 1))
+
+
+class UserCell(nn.Module):
+    """A cell written with two Linear layers: their roles give U, b and W, b."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.i2h = nn.Linear(D, H).double()
+        self.h2h = nn.Linear(H, H).double()
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.i2h(x) + self.h2h(h))
+
+
+def test_linear_roles_give_the_books_letters() -> None:
+    torch.manual_seed(15)
+    emb, cell, head = nn.Embedding(7, D).double(), UserCell(), nn.Linear(H, 7).double()
+    model = nn.ModuleDict({"emb": emb, "cell": cell, "head": head})
+    ids = torch.randint(0, 7, (B, T + 1))
+    with tgt.record(model) as rec:
+        h = torch.zeros(B, H, dtype=torch.float64)
+        loss = 0
+        for t in range(T):
+            h = cell(emb(ids[:, t]), h)
+            loss = loss + nn.CrossEntropyLoss()(head(h), ids[:, t + 1])
+        loss.backward()
+    g = rec.graph()
+    labels = {n["scope"].split("/")[-1] + ":" + n["name"] for n in g.nodes if n["kind"] == "param"}
+    assert labels == {"emb:E", "i2h:U", "i2h:b", "h2h:W", "h2h:b", "head:V", "head:c"}
+    V = viz.variable_level(g)
+    got = {(V.nodes[u]["name"], V.nodes[v]["name"], d["label"]) for u, v, d in V.edges(data=True)}
+    assert {("x", "h", "U"), ("h", "h", "W"), ("h", "o", "V")} <= got
+    assert sorted(n["step"] for n in g.nodes if n["name"] == "x") == list(range(1, T + 1))
+
+
+def test_fused_float32_two_layers_is_checked_against_torch() -> None:
+    torch.manual_seed(16)
+    lstm = nn.LSTM(D, 8, num_layers=2)
+    x = torch.randn(40, B, D)
+    with tgt.record(lstm) as rec:
+        out, (hn, cn) = lstm(x)
+        (out.sum() + hn.sum()).backward()
+    g = rec.graph()
+    note = next(n for n in g.attrs["notes"] if "cell loop" in n)
+    diff = float(re.search(r"difference\| ([0-9.e+-]+)", note).group(1))
+    assert diff <= 1e-6
+    got = sorted(n["grad_norm"] for n in g.nodes if n["kind"] == "param")
+    assert got == pytest.approx(sorted(float(p.grad.double().norm()) for p in lstm.parameters()),
+                                rel=1e-12)
+
+
+def test_a_long_cell_loop_records_and_folds() -> None:
+    """Longer than Python's recursion limit in nodes: nothing recurses."""
+    torch.manual_seed(17)
+    cell = nn.RNNCell(2, 4)
+    xs = torch.randn(1, 1200, 2)
+    with tgt.record(cell) as rec:
+        h = torch.zeros(1, 4)
+        for t in range(xs.shape[1]):
+            h = cell(xs[:, t], h)
+        h.sum().backward()
+    g = rec.graph(edge_grads=False)
+    F_ = viz.fold(g)
+    assert len(g) > 5 * sys.getrecursionlimit()
+    assert max(F_.nodes[n]["count"] for n in F_) == 1200
+    assert viz.diagnose(g).series
+
+
+@needs_dot
+def test_the_readme_example_runs(tmp_path, monkeypatch) -> None:
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    section = text[text.index("## PyTorch models"):]
+    code = section[section.index("```python") + 9:section.index("```", section.index("```python") + 9)]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert os.path.getsize(tmp_path / "torch_elman_folded.png") > 1000
+    assert os.path.getsize(tmp_path / "torch_elman_unfolded.png") > 1000
+
+
+@needs_dot
+def test_the_torch_exhibit_writes_its_figures(tmp_path) -> None:
+    from demos import torch_exhibit
+    figures = torch_exhibit.write(str(tmp_path))
+    assert [name for name, _ in figures] == ["torch_elman_folded.png", "torch_elman_unfolded.png",
+                                             "torch_lstm_folded.png", "torch_lstm_unfolded.png"]
+    for name, _ in figures:
+        assert (tmp_path / name).stat().st_size > 1000

@@ -594,14 +594,15 @@ class Recording:
         state = tuple(node(t) for t in hx) if kind == "lstm" else (node(hx),)
         res = self._cell_equations(kind, node(x), state, node(w_ih), node(w_hh),
                                    None if b_ih is None else node(b_ih),
-                                   None if b_hh is None else node(b_hh), None, "h")
-        outs = out if kind == "lstm" else (out,)
+                                   None if b_hh is None else node(b_hh), None, None, None)
+        outs = out if kind == "lstm" else (out,)  # named h (and c) as the cell module's output
         for n, t in zip(res, outs):
             self._bind(n, t)
         return out
 
     def _cell_equations(self, kind: str, x: int, state: tuple, U: int, W: int, bi: int | None,
-                        bh: int | None, st: tuple | None, hname: str) -> tuple:
+                        bh: int | None, st: tuple | None, hname: str | None,
+                        cname: str | None) -> tuple:
         """Shadow nodes of one step of a cell; returns (h,) or (h, c)."""
         v = self._virtual
 
@@ -622,7 +623,7 @@ class Recording:
             o = v("sigmoid", (o,), torch.sigmoid, "o", st)
             fc = v("mul", (f, state[1]), torch.mul, step=st)
             ig = v("mul", (i, g), torch.mul, step=st)
-            c = v("add", (fc, ig), torch.add, "c", st)
+            c = v("add", (fc, ig), torch.add, cname, st)
             tc = v("tanh", (c,), torch.tanh, step=st)
             return v("mul", (o, tc), torch.mul, hname, st), c
         xr, xz, xn = (v("split", (px,), _chunk(3, k), step=st) for k in range(3))
@@ -704,7 +705,7 @@ class Recording:
                 for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
                     state = self._cell_equations(kind, seq[t], state, w[0], w[1],
                                                  w[2] if has_b else None,
-                                                 w[3] if has_b else None, at(t), hname)
+                                                 w[3] if has_b else None, at(t), hname, "c")
                     hs[t] = state[0]
                 for j in range(len(hxs)):
                     finals[j].append(state[j])
@@ -940,7 +941,8 @@ class Recording:
             c = first[0]
             if _use(N, c, n, pexpr) in state_uses and N[c].step is not None:
                 node.name, node.step = "h", N[c].step - 1  # the initial state h(0)
-            elif node.step is not None and any(j in pexpr for j in N[c].inputs):
+            elif (node.step is not None and N[c].name != "x"   # ids into an embedding x(t)
+                  and any(j in pexpr for j in N[c].inputs)):
                 node.name = "x"
 
     def _param_exprs(self, keep: list[int]) -> dict[int, tuple]:
