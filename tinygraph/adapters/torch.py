@@ -21,6 +21,10 @@ computation, never in it:
   the vector-Jacobian product of that one op, recomputed with ``torch.autograd.grad`` on its
   recorded inputs when the graph is built.
 
+Pieces: this module (the recording: hooks, nodes, `graph`), `torch_calls` (reading one torch
+call, replaying one op, its vector-Jacobian product), `torch_cells` (the fused cells'
+equations), `torch_infer` (steps, names and labels read from the recorded graph).
+
 Time steps come from ``step(t)`` (the same context as ``tinygraph.step``), else from the calls
 of a cell module (its k-th call is step k) and the time loop of a fused module, carried forward
 to the ops that read one step only. Names follow the book: x, h (g backward, c the LSTM cell
@@ -32,12 +36,9 @@ short label (``fc.W``, ``fc.b``).
 from __future__ import annotations
 
 import math
-import os
-import re
-import sys
 import threading
 import weakref
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 try:
     import torch
@@ -52,6 +53,10 @@ import tinygraph
 from tinygraph import tape as _tape
 from tinygraph.export import SCHEMA_VERSION, Graph
 
+from . import torch_calls as calls
+from . import torch_cells as cells
+from .torch_infer import Node, infer_names, infer_steps, param_labels
+
 __all__ = ["record", "Recording", "step", "scope"]
 
 #: the time-step context: tinygraph's own, so one loop can tag tinygraph and torch code alike
@@ -59,189 +64,10 @@ step = tinygraph.step
 #: the scope context (module calls open one per module automatically)
 scope = tinygraph.scope
 
-# ------------------------------------------------------------------------------------------------
-# how torch calls are read
-# ------------------------------------------------------------------------------------------------
-
-#: calls that never make a node (queries, printing, bookkeeping)
-_PASS = frozenset({
-    "dim", "size", "numel", "item", "tolist", "numpy", "stride", "data_ptr", "is_contiguous",
-    "__repr__", "__str__", "__format__", "__bool__", "__len__", "__iter__", "__hash__",
-    "__reduce_ex__", "__deepcopy__", "register_hook", "retain_grad", "requires_grad_",
-    "_set_grad_enabled", "is_floating_point", "element_size", "nelement", "storage_offset",
-    "untyped_storage", "__array__", "__index__", "__int__", "__float__", "__contains__",
-})
-#: property reads that are ops
-_GETTERS = {"get:T": "transpose", "get:mT": "transpose", "get:H": "transpose",
-            "get:mH": "transpose", "get:real": "real", "get:imag": "imag"}
-#: torch names -> registry-style names (tinygraph's ops where they exist)
-_OP_NAMES = {
-    "__add__": "add", "__radd__": "add", "__iadd__": "add", "add_": "add",
-    "__sub__": "sub", "__isub__": "sub", "sub_": "sub", "__rsub__": "rsub",
-    "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul", "mul_": "mul",
-    "__truediv__": "div", "__itruediv__": "div", "div_": "div", "__rtruediv__": "rdiv",
-    "true_divide": "div", "__matmul__": "matmul", "__rmatmul__": "matmul", "mm": "matmul",
-    "bmm": "matmul", "__neg__": "neg", "negative": "neg", "__pow__": "pow", "__rpow__": "rpow",
-    "__getitem__": "getitem", "__setitem__": "setitem", "select": "getitem", "t": "transpose",
-    "permute": "transpose", "cat": "concat", "concatenate": "concat", "chunk": "split",
-    "unbind": "split", "tanh_": "tanh", "sigmoid_": "sigmoid", "relu_": "relu",
-}
-#: loss functions: output L, first argument o, target y
-_LOSSES = frozenset({
-    "cross_entropy", "nll_loss", "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss",
-    "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss",
-    "gaussian_nll_loss", "soft_margin_loss", "multilabel_soft_margin_loss"})
-_RANDOM = re.compile(r"dropout|rrelu|bernoulli|multinomial|^rand|normal")
-_INPLACE_DUNDER = frozenset({"__iadd__", "__isub__", "__imul__", "__itruediv__", "__setitem__",
-                             "__ipow__", "__iand__", "__ior__"})
-#: fused single-step cells, and fused whole-sequence modules
-_CELLS = {"rnn_tanh_cell": "tanh", "rnn_relu_cell": "relu", "lstm_cell": "lstm",
-          "gru_cell": "gru"}
-_FUSED = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
-_STATES = frozenset({"h", "g", "s", "c"})
-_GENERIC = re.compile(r"^(weight|bias)(_[a-z]+)?(_l\d+)?(_reverse)?$")
-_RNN_PARAM = re.compile(r"^(weight|bias)_(ih|hh|hr)(?:_l(\d+))?(_reverse)?$")
-_LETTER = {("weight", "ih"): "U", ("weight", "hh"): "W", ("weight", "hr"): "P",
-           ("bias", "ih"): "b_ih", ("bias", "hh"): "b_hh"}
-
-_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-_THIS = os.path.abspath(__file__)
-_CTX = os.path.abspath(sys.modules["contextlib"].__file__)
-
-
-def _func_name(func: Any) -> str:
-    name = getattr(func, "__name__", None)
-    if name == "__get__":  # a property read such as x.T: name it by the property
-        return "get:" + str(getattr(getattr(func, "__self__", None), "__name__", "?"))
-    return name or type(func).__name__
-
-
-def _is_inplace(name: str) -> bool:
-    return name in _INPLACE_DUNDER or (name.endswith("_") and not name.startswith("_"))
-
-
-def _user_line() -> str | None:
-    """`file.py:line` of the first frame outside torch and this adapter."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        fname = os.path.abspath(frame.f_code.co_filename)
-        if not (fname.startswith(_TORCH_DIR) or fname == _THIS or fname == _CTX
-                or fname.startswith("<frozen")):
-            rel = os.path.relpath(fname)
-            return f"{os.path.basename(fname) if rel.startswith('..') else rel}:{frame.f_lineno}"
-        frame = frame.f_back
-    return None
-
-
-class _Slot:
-    __slots__ = ("i",)
-
-    def __init__(self, i: int) -> None:
-        self.i = i
-
-
-def _split(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
-    """(args, kwargs) with every tensor (also inside a list or tuple) replaced by a slot, and
-    the tensors in argument order. Two levels deep: enough for torch.cat and the fused RNNs."""
-    tensors: list = []
-
-    def one(a: Any) -> Any:
-        if isinstance(a, torch.Tensor):
-            tensors.append(a)
-            return _Slot(len(tensors) - 1)
-        if isinstance(a, (list, tuple)) and any(isinstance(x, (torch.Tensor, list, tuple))
-                                                for x in a):
-            inner = []
-            for x in a:
-                if isinstance(x, torch.Tensor):
-                    tensors.append(x)
-                    inner.append(_Slot(len(tensors) - 1))
-                elif isinstance(x, (list, tuple)):
-                    row = []
-                    for y in x:
-                        if isinstance(y, torch.Tensor):
-                            tensors.append(y)
-                            y = _Slot(len(tensors) - 1)
-                        row.append(y)
-                    inner.append(type(x)(row))
-                else:
-                    inner.append(x)
-            return type(a)(inner) if type(a) in (list, tuple) else list(inner)
-        return a
-
-    targs = tuple(one(a) for a in args)
-    tkw = {k: one(v) for k, v in kwargs.items()}
-    return targs, tkw, tensors
-
-
-def _fill(template: tuple, tkw: dict, vals: list) -> tuple[tuple, dict]:
-    def one(a: Any) -> Any:
-        if isinstance(a, _Slot):
-            return vals[a.i]
-        if isinstance(a, (list, tuple)) and any(isinstance(x, (_Slot, list, tuple)) for x in a):
-            inner = []
-            for x in a:
-                if isinstance(x, _Slot):
-                    x = vals[x.i]
-                elif isinstance(x, (list, tuple)):
-                    x = type(x)(vals[y.i] if isinstance(y, _Slot) else y for y in x)
-                inner.append(x)
-            return type(a)(inner)
-        return a
-
-    return tuple(one(a) for a in template), {k: one(v) for k, v in tkw.items()}
-
-
-def _replay(func: Callable, template: tuple, tkw: dict, k: int | None, inplace: bool,
-            rng: Any) -> Callable:
-    """fn(*input values) -> this node's value, recomputed by the same torch call (for the
-    vector-Jacobian product of the op alone)."""
-    def fn(*vals: Any) -> Any:
-        vals = list(vals)
-        if inplace:  # never write into the recorded inputs: replay on a copy
-            vals[0] = vals[0].clone()
-        a, kw = _fill(template, tkw, vals)
-        if rng is not None:  # the same random draw (dropout mask) as the recorded call
-            with torch.random.fork_rng(devices=[]):
-                torch.set_rng_state(rng)
-                out = func(*a, **kw)
-        else:
-            out = func(*a, **kw)
-        if inplace:
-            return vals[0]
-        return out if k is None else out[k]
-    return fn
-
-
-def _dtype(t: Any) -> str:
-    return str(t.dtype).replace("torch.", "")
-
 
 # ------------------------------------------------------------------------------------------------
 # the record
 # ------------------------------------------------------------------------------------------------
-
-class _Node:
-    """One recorded node. ``fn`` recomputes its value from its inputs' values; ``real`` tells
-    that torch computed it (then ``value`` is torch's, and a hook collects torch's gradient)."""
-
-    __slots__ = ("op", "kind", "name", "scope", "step", "fixed", "src", "inputs", "fn", "value",
-                 "real", "shape", "dtype", "requires_grad", "module", "check", "key")
-
-    def __init__(self, op: str, kind: str, inputs: tuple, fn: Callable | None, scope: str,
-                 step: int | None, fixed: bool, src: str | None) -> None:
-        self.op, self.kind, self.inputs, self.fn = op, kind, inputs, fn
-        self.scope, self.step, self.fixed, self.src = scope, step, fixed, src
-        self.name: str | None = None
-        self.value: Any = None
-        self.real = False
-        self.shape: list | None = None
-        self.dtype: str | None = None
-        self.requires_grad = False
-        self.module: int | None = None     # id of the module whose call made it (Linear roles)
-        self.check: str | None = None      # a fused module's output: compare shadow and torch
-        self.key: str | None = None        # a parameter's qualified name
-
 
 class _Mode(TorchFunctionMode):
     def __init__(self, rec: "Recording") -> None:
@@ -307,7 +133,7 @@ class Recording:
 
     def __init__(self, model: Any = None, fused: str = "cells", source: bool = True) -> None:
         self.fused, self.source = fused, source
-        self.nodes: list[_Node] = []
+        self.nodes: list[Node] = []
         self._ids: dict[int, int] = {}          # id(tensor) -> node (tensors kept in _keep)
         self._keep: list = []
         self._grads: dict[int, list] = {}        # node -> gradients torch sent (hooks)
@@ -416,7 +242,7 @@ class Recording:
             cm = tinygraph.scope(part)
             cm.__enter__()
         self._stack.append((cm, module, self._cell_step))
-        if _is_cell(module):
+        if cells.is_cell(module):
             k = self._calls[id(module)] = self._calls.get(id(module), 0) + 1
             self._cell_step = k
 
@@ -425,7 +251,7 @@ class Recording:
             return
         cm, mod, old = self._stack.pop()
         try:
-            if _is_cell(module) and self._cell_step is not None:
+            if cells.is_cell(module) and self._cell_step is not None:
                 self._name_cell(args, output, self._cell_step)
         finally:
             if cm is not None:
@@ -480,7 +306,7 @@ class Recording:
     def _new(self, op: str, kind: str, inputs: tuple, fn: Callable | None,
              step: tuple | None = None, src: str | None = None) -> int:
         s, fixed = self._now() if step is None else step
-        node = _Node(op, kind, inputs, fn, _tape.STATE.scope, s, fixed, src)
+        node = Node(op, kind, inputs, fn, _tape.STATE.scope, s, fixed, src)
         if self._stack:
             node.module = id(self._stack[-1][1])
         self.nodes.append(node)
@@ -491,7 +317,7 @@ class Recording:
         node = self.nodes[n]
         node.real = True
         node.value = t.detach()
-        node.shape, node.dtype, node.requires_grad = list(t.shape), _dtype(t), t.requires_grad
+        node.shape, node.dtype, node.requires_grad = list(t.shape), calls.dtype_name(t), t.requires_grad
         self._ids[id(t)] = n
         self._keep.append(t)
         if t.requires_grad:
@@ -526,33 +352,33 @@ class Recording:
 
     # -- the torch function hook ---------------------------------------------------------------
     def _on_call(self, func: Any, args: tuple, kwargs: dict) -> Any:
-        name = _func_name(func)
+        name = calls.func_name(func)
         if name == "backward" and args and isinstance(args[0], torch.Tensor):
             n = self._ids.get(id(args[0]))
             if n is not None:
                 self._roots.append(n)
             return func(*args, **kwargs)
-        if (self._paused or name in _PASS or threading.get_ident() != self._thread
+        if (self._paused or name in calls.PASS or threading.get_ident() != self._thread
                 or not torch.is_grad_enabled()):
             return func(*args, **kwargs)
         if name.startswith("get:"):
-            if name not in _GETTERS:
+            if name not in calls.GETTERS:
                 return func(*args, **kwargs)
-        template, tkw, tensors = _split(args, kwargs)
+        template, tkw, tensors = calls.split(args, kwargs)
         if not tensors or not any(self._tracked(t) for t in tensors):
             return func(*args, **kwargs)  # constants only: not recorded (as in tinygraph)
-        self._src = _user_line() if self.source else None
-        if name in _CELLS:
-            return self._cell(func, args, kwargs, tensors, _CELLS[name])
-        if name in _FUSED and self.fused == "cells":
+        self._src = calls.user_line() if self.source else None
+        if name in calls.CELLS:
+            return self._cell(func, args, kwargs, tensors, calls.CELLS[name])
+        if name in calls.FUSED and self.fused == "cells":
             out = self._fused_call(func, args, kwargs, tensors, name)
             if out is not NotImplemented:
                 return out
-        inplace = _is_inplace(name)
+        inplace = calls.is_inplace(name)
         ins = tuple(self._node_of(t, self._src) for t in tensors)
         if inplace:  # keep the value the earlier ops read (and this one reads)
             self.nodes[ins[0]].value = tensors[0].detach().clone()
-        rng = torch.get_rng_state() if _RANDOM.search(name) else None
+        rng = torch.get_rng_state() if calls.RANDOM.search(name) else None
         out = func(*args, **kwargs)
         if inplace:
             outs, single = [tensors[0]], True
@@ -568,9 +394,9 @@ class Recording:
         if name == "linear":
             self._linear(ins, outs[0])
             return out
-        op = _GETTERS.get(name) or _OP_NAMES.get(name) or name.strip("_")
+        op = calls.GETTERS.get(name) or calls.OP_NAMES.get(name) or name.strip("_")
         for k, o in enumerate(outs):
-            n = self._new(op, "op", ins, _replay(func, template, tkw, None if single else k,
+            n = self._new(op, "op", ins, calls.replay(func, template, tkw, None if single else k,
                                                  inplace, rng), src=self._src)
             self._bind(n, o)
         return out
@@ -592,7 +418,7 @@ class Recording:
         b_hh = args[5] if len(args) > 5 else kwargs.get("b_hh")
         node = self._node_of
         state = tuple(node(t) for t in hx) if kind == "lstm" else (node(hx),)
-        res = self._cell_equations(kind, node(x), state, node(w_ih), node(w_hh),
+        res = cells.cell_equations(self._virtual, kind, node(x), state, node(w_ih), node(w_hh),
                                    None if b_ih is None else node(b_ih),
                                    None if b_hh is None else node(b_hh), None, None, None)
         outs = out if kind == "lstm" else (out,)  # named h (and c) as the cell module's output
@@ -600,47 +426,11 @@ class Recording:
             self._bind(n, t)
         return out
 
-    def _cell_equations(self, kind: str, x: int, state: tuple, U: int, W: int, bi: int | None,
-                        bh: int | None, st: tuple | None, hname: str | None,
-                        cname: str | None) -> tuple:
-        """Shadow nodes of one step of a cell; returns (h,) or (h, c)."""
-        v = self._virtual
-
-        def proj(a: int, w: int, b: int | None) -> int:
-            m = v("matmul", (a, w), lambda a, w: F.linear(a, w), step=st)
-            return m if b is None else v("add", (m, b), torch.add, step=st)
-
-        px, ph = proj(x, U, bi), proj(state[0], W, bh)
-        if kind in ("tanh", "relu"):
-            a = v("add", (px, ph), torch.add, step=st)
-            return (v(kind, (a,), torch.tanh if kind == "tanh" else torch.relu, hname, st),)
-        if kind == "lstm":
-            gates = v("add", (px, ph), torch.add, step=st)
-            i, f, g, o = (v("split", (gates,), _chunk(4, k), step=st) for k in range(4))
-            i = v("sigmoid", (i,), torch.sigmoid, "i", st)
-            f = v("sigmoid", (f,), torch.sigmoid, "f", st)
-            g = v("tanh", (g,), torch.tanh, "g", st)
-            o = v("sigmoid", (o,), torch.sigmoid, "o", st)
-            fc = v("mul", (f, state[1]), torch.mul, step=st)
-            ig = v("mul", (i, g), torch.mul, step=st)
-            c = v("add", (fc, ig), torch.add, cname, st)
-            tc = v("tanh", (c,), torch.tanh, step=st)
-            return v("mul", (o, tc), torch.mul, hname, st), c
-        xr, xz, xn = (v("split", (px,), _chunk(3, k), step=st) for k in range(3))
-        hr, hz, hn = (v("split", (ph,), _chunk(3, k), step=st) for k in range(3))
-        r = v("sigmoid", (v("add", (xr, hr), torch.add, step=st),), torch.sigmoid, "r", st)
-        z = v("sigmoid", (v("add", (xz, hz), torch.add, step=st),), torch.sigmoid, "z", st)
-        rh = v("mul", (r, hn), torch.mul, step=st)
-        n = v("tanh", (v("add", (xn, rh), torch.add, step=st),), torch.tanh, "n", st)
-        keep = v("rsub", (z,), lambda z: 1 - z, step=st)
-        a = v("mul", (keep, n), torch.mul, step=st)
-        b = v("mul", (z, state[0]), torch.mul, step=st)
-        return (v("add", (a, b), torch.add, hname, st),)
 
     def _fused_call(self, func: Any, args: tuple, kwargs: dict, tensors: list,
                     fname: str) -> Any:
         """nn.RNN / LSTM / GRU: torch runs fused; the graph gets the equivalent cell loop."""
-        kind = _FUSED[fname]
+        kind = calls.FUSED[fname]
         what = f"nn.{ {'tanh': 'RNN', 'relu': 'RNN', 'lstm': 'LSTM', 'gru': 'GRU'}[kind]}"
         where = _tape.STATE.scope or "top level"
         if kwargs or len(args) != 9 or (isinstance(args[1], torch.Tensor)
@@ -673,9 +463,9 @@ class Recording:
         v = self._virtual
         if self._tracked(inp):
             X = self._node_of(inp)
-            seq = [v("getitem", (X,), _select(tax, t), "x", at(t)) for t in range(T)]
+            seq = [v("getitem", (X,), cells.select(tax, t), "x", at(t)) for t in range(T)]
         else:
-            seq = [v("leaf", (), _const(inp.select(tax, t)), "x", at(t), kind="input")
+            seq = [v("leaf", (), cells.const(inp.select(tax, t)), "x", at(t), kind="input")
                    for t in range(T)]
         hxs = tuple(hx) if kind == "lstm" else (hx,)
         hx_nodes = [self._node_of(h) if self._tracked(h) else None for h in hxs]
@@ -697,13 +487,13 @@ class Recording:
                 for j, (h0, hn) in enumerate(zip(hxs, hx_nodes)):
                     nm = hname if j == 0 else "c"
                     if hn is None:
-                        state.append(v("leaf", (), _const(h0[idx]), nm, at(init), kind="input"))
+                        state.append(v("leaf", (), cells.const(h0[idx]), nm, at(init), kind="input"))
                     else:
-                        state.append(v("getitem", (hn,), _select(0, idx), nm, at(init)))
+                        state.append(v("getitem", (hn,), cells.select(0, idx), nm, at(init)))
                 state = tuple(state)
                 hs = [0] * T
                 for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
-                    state = self._cell_equations(kind, seq[t], state, w[0], w[1],
+                    state = cells.cell_equations(self._virtual, kind, seq[t], state, w[0], w[1],
                                                  w[2] if has_b else None,
                                                  w[3] if has_b else None, at(t), hname, "c")
                     hs[t] = state[0]
@@ -713,13 +503,13 @@ class Recording:
             _tape.STATE.scope = "/".join([base, f"layer{layer + 1}"] if base else
                                          [f"layer{layer + 1}"]) if layers > 1 else base
             if bidir:
-                seq = [v("concat", (outs_d[0][t], outs_d[1][t]), _cat, step=at(t))
+                seq = [v("concat", (outs_d[0][t], outs_d[1][t]), cells.cat, step=at(t))
                        for t in range(T)]
             else:
                 seq = outs_d[0]
         _tape.STATE.scope = base
-        res = [v("stack", tuple(seq), _stack(tax), step=none)]
-        res += [v("stack", tuple(f), _stack(0), step=none) for f in finals]
+        res = [v("stack", tuple(seq), cells.stack(tax), step=none)]
+        res += [v("stack", tuple(f), cells.stack(0), step=none) for f in finals]
         outs = out if isinstance(out, (tuple, list)) else (out,)
         flat = [outs[0]] + (list(outs[1]) if kind == "lstm" and len(outs) == 2
                             and isinstance(outs[1], (tuple, list)) else list(outs[1:]))
@@ -766,9 +556,9 @@ class Recording:
             keep = self._ancestors(out)
             self._values(keep)
             grads = self._sweep(keep, edge_grads)
-            self._infer_steps(keep)
-            self._infer_names(keep, out)
-            labels = self._param_labels(keep)
+            infer_steps(self.nodes, keep, self._explicit)
+            infer_names(self.nodes, keep, out)
+            labels = param_labels(self.nodes, keep, self._explicit_names)
             return self._export(keep, out, grads, labels)
         finally:
             self._paused = False
@@ -802,11 +592,11 @@ class Recording:
                     self._check(node, val)
                     continue
                 node.value = val
-                node.shape, node.dtype = list(val.shape), _dtype(val)
+                node.shape, node.dtype = list(val.shape), calls.dtype_name(val)
                 node.requires_grad = (val.is_floating_point() or val.is_complex()) and any(
                     N[j].requires_grad for j in node.inputs)
 
-    def _check(self, node: _Node, val: Any) -> None:
+    def _check(self, node: Node, val: Any) -> None:
         real = node.value
         if val.shape != real.shape:
             raise ValueError(f"{node.check}: the cell loop re-run has shape {tuple(val.shape)}, "
@@ -844,7 +634,7 @@ class Recording:
             need = [N[j].requires_grad for j in node.inputs]
             if not any(need) or not (edge_grads or any(not N[j].real for j in node.inputs)):
                 continue
-            parts = _vjp(node.fn, [N[j].value for j in node.inputs], need, g)
+            parts = calls.vjp(node.fn, [N[j].value for j in node.inputs], need, g)
             for j, part in zip(node.inputs, parts):
                 if part is None or j not in kept:
                     continue
@@ -856,152 +646,6 @@ class Recording:
             self.edge_grads = {}
         return grads
 
-    # -- inference of steps and names ----------------------------------------------------------
-    def _consumers(self, keep: list[int]) -> dict[int, list[int]]:
-        cons: dict[int, list[int]] = {}
-        for n in keep:
-            for j in dict.fromkeys(self.nodes[n].inputs):
-                cons.setdefault(j, []).append(n)
-        return cons
-
-    def _infer_steps(self, keep: list[int]) -> None:
-        N = self.nodes
-        cons = self._consumers(keep)
-        if not self._explicit:
-            mixed: set[int] = set()
-            for n in keep:  # forward: an op reading one step belongs to it
-                node = N[n]
-                if node.fixed or node.kind != "op":
-                    continue
-                steps = {N[j].step for j in node.inputs if N[j].step is not None}
-                if len(steps) > 1 or any(j in mixed for j in node.inputs):
-                    mixed.add(n)  # a sum over time, or what follows it: outside the steps
-                    node.step = None
-                elif steps:
-                    node.step = steps.pop()
-            for n in reversed(keep):  # backward: a step-free value used at one step only
-                node = N[n]
-                if node.fixed or node.kind != "op" or node.step is not None or n in mixed:
-                    continue
-                if any(N[j].step is not None for j in node.inputs):
-                    continue
-                steps = {N[c].step for c in cons.get(n, ())}
-                if len(steps) == 1 and None not in steps:
-                    node.step = steps.pop()
-        for n in keep:  # a leaf is tagged with the step that first reads it
-            node = N[n]
-            if node.op == "leaf" and node.kind != "param" and not node.fixed:
-                first = cons.get(n)
-                node.step = N[first[0]].step if first else node.step
-
-    def _infer_names(self, keep: list[int], out: int) -> None:
-        N = self.nodes
-        cons = self._consumers(keep)
-        for n in keep:
-            node = N[n]
-            if node.op in _LOSSES:
-                node.name = node.name or "L"
-                ins = node.inputs
-                if ins and N[ins[0]].name is None and N[ins[0]].kind == "op":
-                    N[ins[0]].name = "o"
-                if len(ins) > 1 and N[ins[1]].name is None and N[ins[1]].op == "leaf":
-                    N[ins[1]].name = "y"
-        if N[out].name is None and N[out].shape == [] and N[out].kind == "op":
-            N[out].name = "L"
-        # a loop written by hand: the value a step hands to a later step is its state h
-        last: dict[tuple, int] = {}
-        for n in keep:
-            node = N[n]
-            if (node.kind == "op" and node.name is None and node.step is not None
-                    and node.shape and any(N[c].step is not None and N[c].step != node.step
-                                           for c in cons.get(n, ()))):
-                last[(node.scope, node.step)] = n
-        state_uses = set()
-        for n in last.values():
-            N[n].name = "h"
-        if last:  # the last step's h hands nothing on: it is found by its place in the step
-            keys = _step_keys(N, keep)
-            hkeys = {keys[n] for n in last.values()}
-            for n in keep:
-                if N[n].name is None and N[n].kind == "op" and keys.get(n) in hkeys:
-                    N[n].name = "h"
-        pexpr = self._param_exprs(keep)
-        for n in keep:
-            if N[n].name in _STATES and N[n].kind == "op":
-                for c in cons.get(n, ()):
-                    if N[c].step is not None and N[c].step != N[n].step:
-                        state_uses.add(_use(N, c, n, pexpr))
-        for n in keep:
-            node = N[n]
-            if node.op != "leaf" or node.kind == "param" or node.name is not None:
-                continue
-            first = cons.get(n, [])
-            if not first:
-                continue
-            c = first[0]
-            if _use(N, c, n, pexpr) in state_uses and N[c].step is not None:
-                node.name, node.step = "h", N[c].step - 1  # the initial state h(0)
-            elif (node.step is not None and N[c].name != "x"   # ids into an embedding x(t)
-                  and any(j in pexpr for j in N[c].inputs)):
-                node.name = "x"
-
-    def _param_exprs(self, keep: list[int]) -> dict[int, tuple]:
-        """Parameters and values made from parameters alone (W.T) -> the parameters' keys."""
-        N = self.nodes
-        found: dict[int, tuple] = {}
-        for n in keep:
-            node = N[n]
-            if node.kind == "param":
-                found[n] = (node.key or f"param{n}",)
-            elif node.kind == "op" and node.inputs and all(j in found for j in node.inputs):
-                found[n] = tuple(dict.fromkeys(k for j in node.inputs for k in found[j]))
-        return found
-
-    def _param_labels(self, keep: list[int]) -> dict[int, str]:
-        """Parameter node -> its label: the caller's name, the book's letter, or a short label."""
-        N = self.nodes
-        labels: dict[int, str] = {}
-        roles = _Roles(N, keep)
-        by_module: dict[str, dict] = {}
-        for n in keep:
-            node = N[n]
-            if node.kind != "param":
-                continue
-            key = node.key or f"param{n}"
-            attr = key.rpartition(".")[2]
-            mod = key.rpartition(".")[0]
-            if not _GENERIC.match(attr) or key in self._explicit_names:
-                labels[n] = attr  # the name its author gave (U, W, b or a mapping key)
-                continue
-            m = _RNN_PARAM.match(attr)
-            if m:
-                kind, which, layer, _ = m.groups()
-                labels[n] = _LETTER[(kind, which)] + (str(int(layer) + 1) if layer and
-                                                      int(layer) else "")
-                continue
-            by_module.setdefault(mod, {})[attr] = n
-        taken: dict[tuple, list] = {}
-        for mod, params in by_module.items():
-            w = params.get("weight")
-            letters = None
-            if w is not None and len(params) <= 2:
-                role = roles.of(w)
-                if role is not None:
-                    letters = {"V": ("V", "c"), "U": ("U", "b"), "W": ("W", "b"),
-                               "E": ("E", "b")}[role]
-            short = mod.rpartition(".")[2] or mod
-            for attr, n in params.items():
-                if letters and attr in ("weight", "bias"):
-                    label = letters[0] if attr == "weight" else letters[1]
-                    taken.setdefault((N[n].scope, label), []).append(n)
-                tail = {"weight": "W", "bias": "b"}.get(attr, attr)
-                labels[n] = f"{short}.{tail}" if short else tail
-        for (sc, label), ns in taken.items():
-            mods = {N[n].key.rpartition(".")[0] for n in ns}
-            if len(mods) == 1 and len(ns) <= 2:  # one module has the role: it gets the letter
-                for n in ns:
-                    labels[n] = label
-        return labels
 
     def _export(self, keep: list[int], out: int, grads: dict, labels: dict) -> Graph:
         N = self.nodes
@@ -1018,13 +662,13 @@ class Recording:
                 "step": None if node.kind == "param" else node.step,
                 "param": ",".join(dict.fromkeys(params)) or None,
                 "requires_grad": bool(node.requires_grad), "src": node.src,
-                "value_norm": _norm(node.value), "grad_norm": _norm(g)})
+                "value_norm": calls.norm(node.value), "grad_norm": calls.norm(g)})
             seen: dict[int, list] = {}
             for pos, j in enumerate(node.inputs):
                 seen.setdefault(j, []).append(pos)
             for j, args in seen.items():
                 edges.append({"source": new_id[j], "target": k, "arg": args[0], "args": args,
-                              "grad_norm": _norm(self.edge_grads.get((j, i)))})
+                              "grad_norm": calls.norm(self.edge_grads.get((j, i)))})
         o = new_id[out]
         attrs = {"engine": "torch", "version": torch.__version__, "schema": SCHEMA_VERSION,
                  "output": o, "loss": o if nodes[o]["shape"] == [] or
@@ -1037,92 +681,6 @@ class Recording:
     _src: str | None = None
 
 
-class _Roles:
-    """The role of a generic weight in the recurrence, read from the named tensors around the
-    ops that read it: x -> h is U, h(t-1) -> h(t) is W, h -> o / L is V."""
-
-    def __init__(self, N: list, keep: list[int]) -> None:
-        self.N = N
-        self.cons: dict[int, list[int]] = {}
-        for n in keep:
-            for j in dict.fromkeys(N[n].inputs):
-                self.cons.setdefault(j, []).append(n)
-
-    def _sources(self, n: int) -> set[int]:
-        N, found, todo, seen = self.N, set(), [n], {n}
-        while todo:
-            m = todo.pop()
-            for j in N[m].inputs:
-                if j in seen or N[j].kind == "param":
-                    continue
-                seen.add(j)
-                (found.add if N[j].name else todo.append)(j)
-        return found
-
-    def _targets(self, n: int) -> set[int]:
-        N, found, todo, seen = self.N, set(), [n], {n}
-        while todo:
-            m = todo.pop()
-            if N[m].name and m != n:
-                found.add(m)
-                continue
-            for c in self.cons.get(m, ()):
-                if c not in seen:
-                    seen.add(c)
-                    todo.append(c)
-        if N[n].name:
-            found.add(n)
-        return found
-
-    def of(self, p: int) -> str | None:
-        N = self.N
-        roles = set()
-        for r in self.cons.get(p, [])[:16]:  # the first steps tell; the rest repeat them
-            if N[r].op == "embedding":
-                roles.add("E")
-                continue
-            src = [N[j] for j in self._sources(r)]
-            dst = [N[j] for j in self._targets(r)]
-            if not src or not dst:
-                return None
-            to_state = any(d.name in _STATES for d in dst)
-            if to_state and all(s.name in _STATES and s.step is not None and any(
-                    d.step is not None and d.step != s.step for d in dst) for s in src):
-                roles.add("W")
-            elif to_state and all(s.name == "x" for s in src):
-                roles.add("U")
-            elif not to_state and all(s.name in _STATES for s in src):
-                roles.add("V")
-            else:
-                return None
-        return roles.pop() if len(roles) == 1 else None
-
-
-def _step_keys(N: list, keep: list[int]) -> dict[int, tuple]:
-    """Each tagged op's place in its step: (scope, op, parameters read, how many such before it
-    in the step), the same at every step for a loop (as viz folds it)."""
-    count: dict[tuple, int] = {}
-    keys: dict[int, tuple] = {}
-    for n in keep:
-        node = N[n]
-        if node.kind != "op" or node.step is None:
-            continue
-        base = (node.scope, node.op, tuple(N[j].key for j in node.inputs
-                                           if N[j].kind == "param"))
-        k = count.get((node.step,) + base, 0)
-        count[(node.step,) + base] = k + 1
-        keys[n] = base + (k,)
-    return keys
-
-
-def _use(N: list, c: int, n: int, pexpr: dict) -> tuple:
-    """How op `c` reads `n`: its scope, op, argument position and the parameters beside it
-    (read directly or through W.T), so h(t-1) @ W.T and x(t) @ U.T are told apart."""
-    node = N[c]
-    pos = node.inputs.index(n)
-    beside = sorted({k for j in node.inputs if j != n for k in pexpr.get(j, ())})
-    return (node.scope, node.op, pos, tuple(beside))
-
 
 def _grad_hook(ref: Any, n: int) -> Callable:
     def hook(g: Any) -> None:
@@ -1132,51 +690,3 @@ def _grad_hook(ref: Any, n: int) -> Callable:
         return None  # observe only: torch's gradient goes on unchanged
     return hook
 
-
-def _vjp(fn: Callable, vals: list, need: list, g: Any) -> list:
-    """The gradient op `fn` sends to each input for output gradient `g` (None: none)."""
-    ins = [v.detach().requires_grad_(True) if want and (v.is_floating_point() or v.is_complex())
-           else v.detach() for v, want in zip(vals, need)]
-    with torch.enable_grad():
-        out = fn(*ins)
-    wanted = [a for a in ins if a.requires_grad]
-    if not isinstance(out, torch.Tensor) or not out.requires_grad or not wanted:
-        return [None] * len(ins)
-    got = iter(torch.autograd.grad(out, wanted, g, allow_unused=True))
-    return [next(got) if a.requires_grad else None for a in ins]
-
-
-def _norm(t: Any) -> float | None:
-    if t is None or not isinstance(t, torch.Tensor) or not (t.is_floating_point()
-                                                              or t.is_complex()):
-        return None
-    return float(torch.linalg.vector_norm(t.detach().double()))
-
-
-def _is_cell(module: Any) -> bool:
-    return isinstance(module, torch.nn.RNNCellBase) or type(module).__name__.endswith("Cell")
-
-
-def _chunk(parts: int, k: int) -> Callable:
-    return lambda a: a.chunk(parts, 1)[k]
-
-
-def _select(axis: int, t: int) -> Callable:
-    return lambda a: a.select(axis, t)
-
-
-def _const(value: Any) -> Callable:
-    value = value.detach()
-    return lambda: value
-
-
-def _stack(axis: int) -> Callable:
-    return lambda *xs: torch.stack(xs, axis)
-
-
-def _cat(a: Any, b: Any) -> Any:
-    return torch.cat([a, b], -1)
-
-
-def _iter_nodes(rec: Recording) -> Iterator[_Node]:  # pragma: no cover - debugging aid
-    return iter(rec.nodes)
