@@ -4,17 +4,12 @@ from __future__ import annotations
 import pytest
 
 torch = pytest.importorskip("torch")
-nx = pytest.importorskip("networkx")
 
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-import viz  # noqa: E402
 from tinygraph.adapters import torch as tgt  # noqa: E402
-from torch_models import (ARCHS, B, D, Fused, H, K, ROOT, T, make, needs_dot,  # noqa: E402,F401
-                          one_thread, recorded)
-
-
+from torch_models import B, D, H, K, T, one_thread, recorded  # noqa: E402,F401 (one_thread: autouse)
 
 def test_edge_gradients_add_up_to_torch_grad() -> None:
     """The VJP of each op along its edges: W's edges into the steps sum to W.grad."""
@@ -23,7 +18,6 @@ def test_edge_gradients_add_up_to_torch_grad() -> None:
     parts = [t for (src, _), t in rec.edge_grads.items() if src == w]
     assert len(parts) == T
     assert torch.allclose(sum(parts), model.cell.weight_hh.grad, rtol=0, atol=1e-13)
-
 
 def test_in_place_ops_are_recorded_and_replayed() -> None:
     torch.manual_seed(14)
@@ -43,7 +37,6 @@ def test_in_place_ops_are_recorded_and_replayed() -> None:
     total = sum(t for (src, _), t in rec.edge_grads.items() if src == w)
     assert torch.allclose(total, W.grad, rtol=0, atol=1e-12)
     assert sorted(n["step"] for n in g.nodes if n["name"] == "h") == list(range(T + 1))
-
 
 def test_dropout_is_replayed_with_the_same_mask() -> None:
     torch.manual_seed(12)

@@ -16,9 +16,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import viz  # noqa: E402
 from tinygraph.adapters import torch as tgt  # noqa: E402
-from torch_models import (ARCHS, B, D, Fused, H, K, ROOT, T, make, needs_dot,  # noqa: E402,F401
-                          one_thread, recorded)
-
+from torch_models import B, D, Fused, H, K, T, make, one_thread, recorded  # noqa: E402,F401 (one_thread: autouse)
 
 
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
