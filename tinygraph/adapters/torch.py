@@ -35,6 +35,7 @@ short label (``fc.W``, ``fc.b``).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import weakref
@@ -126,7 +127,7 @@ class Recording:
 
     Notes
     -----
-    Every recorded tensor is kept alive until `graph` is called (its value is read then).
+    Every recorded tensor is kept alive as long as the recording (`graph` reads their values).
     Tensor hooks stay registered until `graph` or `close`, so ``backward()`` may also come
     after the ``with`` block; gradients of a later backward are added up, as torch adds them.
     """
@@ -369,9 +370,9 @@ class Recording:
             return func(*args, **kwargs)  # constants only: not recorded (as in tinygraph)
         self._src = calls.user_line() if self.source else None
         if name in calls.CELLS:
-            return self._cell(func, args, kwargs, tensors, calls.CELLS[name])
+            return self._cell(func, args, kwargs, calls.CELLS[name])
         if name in calls.FUSED and self.fused == "cells":
-            out = self._fused_call(func, args, kwargs, tensors, name)
+            out = self._fused_call(func, args, kwargs, name)
             if out is not NotImplemented:
                 return out
         inplace = calls.is_inplace(name)
@@ -411,7 +412,7 @@ class Recording:
         self._bind(n, out)
 
     # -- fused cells and sequence modules: drawn as their equations ----------------------------
-    def _cell(self, func: Any, args: tuple, kwargs: dict, tensors: list, kind: str) -> Any:
+    def _cell(self, func: Any, args: tuple, kwargs: dict, kind: str) -> Any:
         out = func(*args, **kwargs)  # torch's own fused computation: its numbers are untouched
         x, hx, w_ih, w_hh = args[0], args[1], args[2], args[3]
         b_ih = args[4] if len(args) > 4 else kwargs.get("b_ih")
@@ -426,93 +427,69 @@ class Recording:
             self._bind(n, t)
         return out
 
+    def _fused_call(self, func: Any, args: tuple, kwargs: dict, fname: str) -> Any:
+        """nn.RNN / LSTM / GRU: torch runs fused; the graph gets the equivalent cell loop.
 
-    def _fused_call(self, func: Any, args: tuple, kwargs: dict, tensors: list,
-                    fname: str) -> Any:
-        """nn.RNN / LSTM / GRU: torch runs fused; the graph gets the equivalent cell loop."""
+        Returns NotImplemented (then the call is recorded as one node) for what the cell loop
+        cannot re-run: packed sequences, dropout between layers, LSTM projections.
+        """
         kind = calls.FUSED[fname]
         what = f"nn.{ {'tanh': 'RNN', 'relu': 'RNN', 'lstm': 'LSTM', 'gru': 'GRU'}[kind]}"
         where = _tape.STATE.scope or "top level"
+        why = None
         if kwargs or len(args) != 9 or (isinstance(args[1], torch.Tensor)
                                         and not args[1].is_floating_point()):
-            self.notes.append(f"{what} at {where}: packed sequence, drawn as one node")
-            return NotImplemented
-        inp, hx, params, has_b, layers, p, train, bidir, bfirst = args
-        dirs = 2 if bidir else 1
-        per = 4 if has_b else 2
-        if p and train:
-            self.notes.append(f"{what} at {where}: dropout between layers, drawn as one node")
-            return NotImplemented
-        if len(params) != per * layers * dirs:
-            self.notes.append(f"{what} at {where}: projections (proj_size), drawn as one node")
+            why = "packed sequence"
+        else:
+            inp, hx, params, has_b, layers, p, train, bidir, bfirst = args
+            if p and train:
+                why = "dropout between layers"
+            elif len(params) != (4 if has_b else 2) * layers * (2 if bidir else 1):
+                why = "projections (proj_size)"
+        if why is not None:
+            self.notes.append(f"{what} at {where}: {why}, drawn as one node")
             return NotImplemented
         out = func(*args, **kwargs)  # torch's own fused computation: its numbers are untouched
+        T, tax = inp.shape[1 if bfirst else 0], 1 if bfirst else 0
         mod = self._stack[-1][1] if self._stack else None
-        T = inp.shape[1 if bfirst else 0]
-        tax = 1 if bfirst else 0
         s0 = _tape.STATE.step
         offset = self._fused_steps.get(id(mod), 0)
-        self._fused_steps[id(mod)] = offset + T
+        self._fused_steps[id(mod)] = offset + T  # a module called again continues the steps
         if s0 is not None:
             self._explicit = True
-
-        def at(t: int) -> tuple:  # step of time index t (0-based)
-            return (s0 + t if s0 is not None else offset + t + 1), True
-
-        none = (None, True)
+        at = [((s0 + t if s0 is not None else offset + t + 1), True) for t in range(-1, T + 1)]
         v = self._virtual
         if self._tracked(inp):
             X = self._node_of(inp)
-            seq = [v("getitem", (X,), cells.select(tax, t), "x", at(t)) for t in range(T)]
-        else:
-            seq = [v("leaf", (), cells.const(inp.select(tax, t)), "x", at(t), kind="input")
+            seq = [v("getitem", (X,), cells.select(tax, t), "x", at[t + 1]) for t in range(T)]
+        else:  # an untracked input: x(t) are leaves, as tinygraph.nn makes them
+            seq = [v("leaf", (), cells.const(inp.select(tax, t)), "x", at[t + 1], kind="input")
                    for t in range(T)]
         hxs = tuple(hx) if kind == "lstm" else (hx,)
-        hx_nodes = [self._node_of(h) if self._tracked(h) else None for h in hxs]
         finals: list[list] = [[] for _ in hxs]
-        base = _tape.STATE.scope
+        per = 4 if has_b else 2
         for layer in range(layers):
-            outs_d = []
-            for d in range(dirs):
-                parts = ([f"layer{layer + 1}"] if layers > 1 else []) + (
-                    ["fwd" if d == 0 else "bwd"] if bidir else [])
-                _tape.STATE.scope = "/".join([base] + parts if base else parts)
-                idx = (layer * dirs + d)
-                w = [self._node_of(t) for t in params[idx * per:(idx + 1) * per]]
-                for j, t in enumerate(params[idx * per:(idx + 1) * per]):
-                    self.nodes[w[j]].scope = _tape.STATE.scope  # U2 of layer 2 lives there
-                hname = "g" if d else "h"
-                init = (-1 if d == 0 else T)
-                state = []
-                for j, (h0, hn) in enumerate(zip(hxs, hx_nodes)):
-                    nm = hname if j == 0 else "c"
-                    if hn is None:
-                        state.append(v("leaf", (), cells.const(h0[idx]), nm, at(init), kind="input"))
-                    else:
-                        state.append(v("getitem", (hn,), cells.select(0, idx), nm, at(init)))
-                state = tuple(state)
-                hs = [0] * T
-                for t in (range(T) if d == 0 else range(T - 1, -1, -1)):
-                    state = cells.cell_equations(self._virtual, kind, seq[t], state, w[0], w[1],
-                                                 w[2] if has_b else None,
-                                                 w[3] if has_b else None, at(t), hname, "c")
-                    hs[t] = state[0]
-                for j in range(len(hxs)):
-                    finals[j].append(state[j])
-                outs_d.append(hs)
-            _tape.STATE.scope = "/".join([base, f"layer{layer + 1}"] if base else
-                                         [f"layer{layer + 1}"]) if layers > 1 else base
-            if bidir:
-                seq = [v("concat", (outs_d[0][t], outs_d[1][t]), cells.cat, step=at(t))
-                       for t in range(T)]
-            else:
-                seq = outs_d[0]
-        _tape.STATE.scope = base
-        res = [v("stack", tuple(seq), cells.stack(tax), step=none)]
-        res += [v("stack", tuple(f), cells.stack(0), step=none) for f in finals]
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        flat = [outs[0]] + (list(outs[1]) if kind == "lstm" and len(outs) == 2
-                            and isinstance(outs[1], (tuple, list)) else list(outs[1:]))
+            with contextlib.ExitStack() as stack:
+                if layers > 1:
+                    stack.enter_context(tinygraph.scope(f"layer{layer + 1}"))
+                outs = []
+                for d in range(2 if bidir else 1):
+                    with contextlib.ExitStack() as inner:
+                        if bidir:
+                            inner.enter_context(tinygraph.scope("bwd" if d else "fwd"))
+                        idx = layer * (2 if bidir else 1) + d
+                        hs, last = self._fused_direction(kind, seq, hxs, idx,
+                                                         params[idx * per:(idx + 1) * per],
+                                                         has_b, d == 1, at)
+                    outs.append(hs)
+                    for j, f in enumerate(finals):
+                        f.append(last[j])
+                seq = outs[0] if not bidir else [
+                    v("concat", (outs[0][t], outs[1][t]), cells.cat, step=at[t + 1])
+                    for t in range(T)]
+        res = [v("stack", tuple(seq), cells.stack(tax), step=(None, True))]
+        res += [v("stack", tuple(f), cells.stack(0), step=(None, True)) for f in finals]
+        flat = [out[0]] + (list(out[1]) if kind == "lstm" else [out[1]])
         for n, t in zip(res, flat):
             self.nodes[n].check = f"{what} at {where}"
             self._bind(n, t)
@@ -521,6 +498,31 @@ class Recording:
                           f"{'bidirectional, ' if bidir else ''}{T} steps), re-run with the "
                           f"same weights and checked equal to torch's output")
         return out
+
+    def _fused_direction(self, kind: str, seq: list, hxs: tuple, idx: int, weights: Any,
+                         has_b: bool, backward: bool, at: list) -> tuple[list, tuple]:
+        """One layer, one direction of a fused module: ([h(1)..h(T)], final state)."""
+        v = self._virtual
+        w = [self._node_of(t) for t in weights]
+        for n in w:
+            self.nodes[n].scope = _tape.STATE.scope  # layer 2's U2 lives in layer2/
+        T = len(seq)
+        hname = "g" if backward else "h"   # the book's names in a bidirectional RNN
+        init = at[T + 1] if backward else at[0]
+        state = []
+        for j, h0 in enumerate(hxs):
+            nm = hname if j == 0 else "c"
+            if self._tracked(h0):
+                state.append(v("getitem", (self._node_of(h0),), cells.select(0, idx), nm, init))
+            else:
+                state.append(v("leaf", (), cells.const(h0[idx]), nm, init, kind="input"))
+        hs = [0] * T
+        st = tuple(state)
+        for t in (range(T - 1, -1, -1) if backward else range(T)):
+            st = cells.cell_equations(v, kind, seq[t], st, w[0], w[1], w[2] if has_b else None,
+                                      w[3] if has_b else None, at[t + 1], hname, "c")
+            hs[t] = st[0]
+        return hs, st
 
     # -- the graph -----------------------------------------------------------------------------
     def graph(self, output: Any = None, edge_grads: bool = True) -> Graph:
