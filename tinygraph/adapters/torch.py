@@ -612,7 +612,7 @@ class Recording:
                              f"fused='node' to draw the call as one node")
         note = f"max |difference| {diff:.1e}"
         for k, text in enumerate(self.notes):
-            if text.startswith(node.check) and "re-run" in text and "difference" not in text:
+            if text.startswith(str(node.check)) and "re-run" in text and "difference" not in text:
                 self.notes[k] = text + f" ({note})"
                 break
 
@@ -673,8 +673,7 @@ class Recording:
                               "grad_norm": calls.norm(self.edge_grads.get((j, i)))})
         o = new_id[out]
         attrs = {"engine": "torch", "version": torch.__version__, "schema": SCHEMA_VERSION,
-                 "output": o, "loss": o if nodes[o]["shape"] == [] or
-                 math.prod(nodes[o]["shape"]) == 1 else None,
+                 "output": o, "loss": o if math.prod(N[out].shape or []) == 1 else None,
                  "adapter": f"tinygraph.adapters.torch {tinygraph.__version__}",
                  "notes": list(self.notes)}
         self._graph = Graph(nodes, edges, attrs)

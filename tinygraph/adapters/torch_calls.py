@@ -46,7 +46,7 @@ CELLS = {"rnn_tanh_cell": "tanh", "rnn_relu_cell": "relu", "lstm_cell": "lstm",
 FUSED = {"rnn_tanh": "tanh", "rnn_relu": "relu", "lstm": "lstm", "gru": "gru"}
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
 _HERE = os.path.dirname(os.path.abspath(__file__))  # the adapter's own files
-_CTX = os.path.abspath(sys.modules["contextlib"].__file__)
+_CTX = os.path.abspath(str(sys.modules["contextlib"].__file__))
 
 
 def func_name(func: Any) -> str:
@@ -62,7 +62,7 @@ def is_inplace(name: str) -> bool:
 
 def user_line() -> str | None:
     """`file.py:line` of the first frame outside torch and this adapter."""
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None:
         fname = os.path.abspath(frame.f_code.co_filename)
         if not (fname.startswith(_TORCH_DIR) or os.path.dirname(fname) == _HERE
@@ -92,7 +92,7 @@ def split(args: tuple, kwargs: dict) -> tuple[tuple, dict, list]:
             return _Slot(len(tensors) - 1)
         if isinstance(a, (list, tuple)) and any(isinstance(x, (torch.Tensor, list, tuple))
                                                 for x in a):
-            inner = []
+            inner: list[Any] = []
             for x in a:
                 if isinstance(x, torch.Tensor):
                     tensors.append(x)
@@ -137,8 +137,8 @@ def replay(func: Callable, template: tuple, tkw: dict, k: int | None, inplace: b
             rng: Any) -> Callable:
     """fn(*input values) -> this node's value, recomputed by the same torch call (for the
     vector-Jacobian product of the op alone)."""
-    def fn(*vals: Any) -> Any:
-        vals = list(vals)
+    def fn(*args: Any) -> Any:
+        vals = list(args)
         if inplace:  # never write into the recorded inputs: replay on a copy
             vals[0] = vals[0].clone()
         a, kw = fill(template, tkw, vals)

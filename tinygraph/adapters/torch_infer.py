@@ -207,7 +207,8 @@ class Roles:
                 self.cons.setdefault(j, []).append(n)
 
     def _sources(self, n: int) -> set[int]:
-        N, found, todo, seen = self.N, set(), [n], {n}
+        N, todo, seen = self.N, [n], {n}
+        found: set[int] = set()
         while todo:
             m = todo.pop()
             for j in N[m].inputs:
