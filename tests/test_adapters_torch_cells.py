@@ -19,14 +19,33 @@ from tinygraph.adapters import torch as tgt  # noqa: E402
 from torch_models import B, D, Fused, H, K, T, make, one_thread, recorded  # noqa: E402,F401 (one_thread: autouse)
 
 
+def head_loss(out: nn.Module, hs: list, y: torch.Tensor, head: str) -> torch.Tensor:
+    """The loss from the states h(1..T): a head over all steps, per step, or on the last."""
+    if head == "all":
+        return F.cross_entropy(out(torch.stack(hs, 1)).reshape(-1, K), y.reshape(-1))
+    if head == "per_step":
+        return sum(F.cross_entropy(out(h), y[:, t]) for t, h in enumerate(hs))
+    return F.cross_entropy(out(hs[-1]), y[:, -1])
+
+
+@pytest.mark.parametrize("head", ["all", "per_step", "last"])
 @pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
-def test_fused_shadow_gradients_match_an_explicit_cell_loop(kind: str) -> None:
-    """‖∂L/∂h(t)‖ of the re-run cell loop equals that of a torch cell loop with the same weights."""
-    model, rec, g = recorded(kind, 8)
+def test_fused_shadow_gradients_match_an_explicit_cell_loop(kind: str, head: str) -> None:
+    """‖∂L/∂h(t)‖ of the re-run cell loop equals that of a torch cell loop with the same weights.
+
+    ``per_step`` reads ``hs[:, t]`` and ``last`` reads ``h_n[-1]`` of the fused output: each
+    is drawn from h(t) itself, so o(t) and L(t) get their steps.
+    """
+    model, x, y = make(kind, 8)
+    with tgt.record(model) as rec:
+        hs, hn = model.rnn(x)
+        hn = hn[0] if kind == "lstm" else hn
+        loss = head_loss(model.out, list(hs.unbind(1)) if head == "per_step" else
+                         [hn[-1]] if head == "last" else [hs[:, t] for t in range(T)], y, head)
+        loss.backward()
+    g = rec.graph()
     got = sorted((n["step"], n["grad_norm"]) for n in g.nodes
                  if n["name"] == "h" and n["kind"] == "op")
-    torch.manual_seed(8)
-    _, x, y = make(kind, 8)
     cls = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}[kind]
     cell = cls(D, H).double()
     with torch.no_grad():
@@ -36,20 +55,21 @@ def test_fused_shadow_gradients_match_an_explicit_cell_loop(kind: str) -> None:
         cell.bias_hh.copy_(model.rnn.bias_hh_l0)
     h = torch.zeros(B, H, dtype=torch.float64)
     c = torch.zeros_like(h)
-    hs = []
+    ref = []
     for t in range(T):
         if kind == "lstm":
             h, c = cell(x[:, t], (h, c))
         else:
             h = cell(x[:, t], h)
         h.retain_grad()
-        hs.append(h)
-    out = model.out(torch.stack(hs, 1))
-    F.cross_entropy(out.reshape(-1, K), y.reshape(-1)).backward()
-    want = [(t + 1, float(hh.grad.norm())) for t, hh in enumerate(hs)]
+        ref.append(h)
+    head_loss(model.out, ref, y, head).backward()
+    want = [(t + 1, float(hh.grad.norm())) for t, hh in enumerate(ref)]
     assert [s for s, _ in got] == [s for s, _ in want]
     assert [v for _, v in got] == pytest.approx([v for _, v in want], rel=1e-9)
     assert any("cell loop" in note for note in g.attrs["notes"])
+    steps = sorted(n["step"] for n in g.nodes if n["op"] == "cross_entropy")
+    assert steps == {"all": [None], "per_step": list(range(1, T + 1)), "last": [T]}[head]
 
 
 def test_fused_two_layers_bidirectional() -> None:
@@ -80,6 +100,10 @@ def test_fused_float32_two_layers_is_checked_against_torch() -> None:
         out, (hn, cn) = lstm(x)
         (out.sum() + hn.sum()).backward()
     g = rec.graph()
+    # out and h_n are the re-run loop's nodes (not stray leaves torch handed back)
+    assert not [n for n in g.nodes if n["op"] == "leaf" and n["kind"] != "param"
+                and n["requires_grad"]]
+    assert [n["shape"] for n in g.nodes if n["op"] == "stack"] == [[40, B, 8], [2, B, 8]]
     note = next(n for n in g.attrs["notes"] if "cell loop" in n)
     diff = float(re.search(r"difference\| ([0-9.e+-]+)", note).group(1))
     assert diff <= 1e-6

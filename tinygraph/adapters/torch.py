@@ -149,6 +149,8 @@ class Recording:
         self._stack: list = []                   # (scope context, module, previous cell step)
         self._cell_step: int | None = None
         self._fused_steps: dict[int, int] = {}
+        self._parts: dict[int, tuple] = {}       # a fused output -> (time axis, its steps' nodes)
+        self._picks: dict[int, list] = {}        # ... -> [(node reading one step, index)]
         self._explicit = False
         self._roots: list[int] = []
         self._paused = False
@@ -375,6 +377,10 @@ class Recording:
             out = self._fused_call(func, args, kwargs, name)
             if out is not NotImplemented:
                 return out
+        if name in _PICKS and id(tensors[0]) in self._ids:
+            out = self._pick(func, args, kwargs, name, tensors[0])
+            if out is not NotImplemented:
+                return out
         inplace = calls.is_inplace(name)
         ins = tuple(self._node_of(t, self._src) for t in tensors)
         if inplace:  # keep the value the earlier ops read (and this one reads)
@@ -489,7 +495,10 @@ class Recording:
                     for t in range(T)]
         res = [v("stack", tuple(seq), cells.stack(tax), step=(None, True))]
         res += [v("stack", tuple(f), cells.stack(0), step=(None, True)) for f in finals]
-        flat = [out[0]] + (list(out[1]) if kind == "lstm" else [out[1]])
+        self._parts[res[0]] = (tax, seq)  # out[:, t] is h(t); h_n[k] is layer k's last state
+        for n, f in zip(res[1:], finals):
+            self._parts[n] = (0, f)
+        flat = list(out)  # (output, h_n) or, for an LSTM, (output, h_n, c_n)
         for n, t in zip(res, flat):
             self.nodes[n].check = f"{what} at {where}"
             self._bind(n, t)
@@ -497,6 +506,27 @@ class Recording:
                           f"({layers} layer{'s' if layers > 1 else ''}, "
                           f"{'bidirectional, ' if bidir else ''}{T} steps), re-run with the "
                           f"same weights and checked equal to torch's output")
+        return out
+
+    def _pick(self, func: Any, args: tuple, kwargs: dict, name: str, src: Any) -> Any:
+        """``out[:, t]``, ``out.select(1, t)``, ``out.unbind(1)``, ``h_n[-1]``, ``h_n.squeeze(0)``
+        on a fused module's output read one step's node: drawn from h(t) itself, so a head
+        applied per step (or to the last step, fig. 10.5) gets its step."""
+        stack = self._ids[id(src)]
+        axis, parts = self._parts.get(stack, (None, None))
+        if parts is None:
+            return NotImplemented
+        picked = _picked(name, args[1:], kwargs, axis, len(parts), src.dim())
+        if picked is None:
+            return NotImplemented
+        out = func(*args, **kwargs)
+        outs = list(out) if name == "unbind" else [out]
+        for idx, t in zip(picked, outs):
+            part = parts[idx]
+            n = self._new("getitem", "op", (part,), _same, step=(self.nodes[part].step, True),
+                          src=self._src)
+            self._bind(n, t)
+            self._picks.setdefault(stack, []).append((n, idx))
         return out
 
     def _fused_direction(self, kind: str, seq: list, hxs: tuple, idx: int, weights: Any,
@@ -626,8 +656,16 @@ class Recording:
             for g in gs[1:]:
                 total = total + g
             grads[n] = total
-        self.edge_grads: dict[tuple[int, int], Any] = {}
         kept = set(keep)
+        for stack, picks in self._picks.items():  # what a picked step sent is not sent twice
+            if stack in grads and stack in kept:
+                axis = self._parts[stack][0]
+                g = grads[stack].clone()
+                for n, idx in picks:
+                    if n in kept and n in grads:
+                        g.select(axis, idx).sub_(grads[n])
+                grads[stack] = g
+        self.edge_grads: dict[tuple[int, int], Any] = {}
         for n in reversed(keep):
             node = N[n]
             g = grads.get(n)
@@ -681,6 +719,41 @@ class Recording:
 
     _src: str | None = None
 
+
+
+_PICKS = frozenset({"__getitem__", "select", "unbind", "squeeze"})
+
+
+def _picked(name: str, rest: tuple, kwargs: dict, axis: int, n: int, ndim: int) -> list | None:
+    """Which entries along `axis` a getitem / select / unbind / squeeze takes, when it takes
+    whole entries only (else None: recorded as a plain op)."""
+    def entry(i: Any) -> int | None:
+        if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n:
+            return None
+        return i % n
+
+    if name == "unbind":
+        dim = rest[0] if rest else kwargs.get("dim", 0)
+        return list(range(n)) if dim % ndim == axis else None
+    if name == "select":
+        dim, i = (rest + (None, None))[:2] if len(rest) >= 2 else (kwargs.get("dim"),
+                                                                   kwargs.get("index"))
+        e = entry(i)
+        return [e] if dim is not None and dim % ndim == axis and e is not None else None
+    if name == "squeeze":
+        dim = rest[0] if rest else kwargs.get("dim")
+        return [0] if n == 1 and dim is not None and dim % ndim == axis else None
+    index = rest[0] if rest else None
+    index = index if isinstance(index, tuple) else (index,)
+    if len(index) != axis + 1 or any(not (isinstance(i, slice) and i == slice(None))
+                                     for i in index[:axis]):
+        return None
+    e = entry(index[axis])
+    return None if e is None else [e]
+
+
+def _same(a: Any) -> Any:
+    return a
 
 
 def _grad_hook(ref: Any, n: int) -> Callable:

@@ -60,9 +60,13 @@ def infer_steps(N: list, keep: list[int], explicit: bool) -> None:
         mixed: set[int] = set()
         for n in keep:  # forward: an op reading one step belongs to it
             node = N[n]
-            if node.fixed or node.kind != "op":
+            if node.kind != "op":
                 continue
             steps = {N[j].step for j in node.inputs if N[j].step is not None}
+            if node.fixed:  # tagged when recorded; a fused loop's stacked output mixes steps
+                if node.step is None and len(steps) > 1:
+                    mixed.add(n)
+                continue
             if len(steps) > 1 or any(j in mixed for j in node.inputs):
                 mixed.add(n)  # a sum over time, or what follows it: outside the steps
                 node.step = None
