@@ -47,7 +47,7 @@ def elman_graph(seed: int = 0) -> Any:
 
 
 def lstm_graph(seed: int = 0) -> Any:
-    """``nn.LSTM`` (one fused call) with a Linear head, recorded as its cell loop.
+    """``nn.LSTM`` (one fused call) with a Linear head per step, recorded as its cell loop.
 
     Returns
     -------
@@ -68,7 +68,9 @@ def lstm_graph(seed: int = 0) -> Any:
 
         def forward(self, x: Any, y: Any) -> Any:
             hs, _ = self.lstm(x)                                  # (B, T, H)
-            return F.cross_entropy(self.out(hs).reshape(-1, K), y.reshape(-1))
+            losses = [F.cross_entropy(self.out(h), y[:, t])       # o(t), L(t) from h(t)
+                      for t, h in enumerate(hs.unbind(1))]
+            return torch.stack(losses).sum()
 
     model = Tagger()
     x = torch.randn(B, T, D)
