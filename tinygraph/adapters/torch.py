@@ -154,6 +154,7 @@ class Recording:
         self._explicit = False
         self._roots: list[int] = []
         self._paused = False
+        self._src: str | None = None               # user line of the call being recorded
         self._mode: _Mode | None = None
         self._thread: int | None = None
         self.notes: list[str] = []
@@ -717,7 +718,6 @@ class Recording:
         self._graph = Graph(nodes, edges, attrs)
         return self._graph
 
-    _src: str | None = None
 
 
 

@@ -24,7 +24,7 @@ PASS = frozenset({
 })
 #: property reads that are ops
 GETTERS = {"get:T": "transpose", "get:mT": "transpose", "get:H": "transpose",
-            "get:mH": "transpose", "get:real": "real", "get:imag": "imag"}
+           "get:mH": "transpose", "get:real": "real", "get:imag": "imag"}
 #: torch names -> registry-style names (tinygraph's ops where they exist)
 OP_NAMES = {
     "__add__": "add", "__radd__": "add", "__iadd__": "add", "add_": "add",
@@ -134,7 +134,7 @@ def fill(template: tuple, tkw: dict, vals: list) -> tuple[tuple, dict]:
 
 
 def replay(func: Callable, template: tuple, tkw: dict, k: int | None, inplace: bool,
-            rng: Any) -> Callable:
+           rng: Any) -> Callable:
     """fn(*input values) -> this node's value, recomputed by the same torch call (for the
     vector-Jacobian product of the op alone)."""
     def fn(*args: Any) -> Any:
