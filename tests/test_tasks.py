@@ -1,4 +1,5 @@
-"""Every task LEARNS: a held-out metric well past chance, seeded, deterministic, in seconds."""
+"""Every task LEARNS: a held-out metric well past chance, seeded, deterministic (training times are
+reported by `make bench`, never asserted here: a loaded machine is not a wrong answer)."""
 from __future__ import annotations
 
 import functools
@@ -39,7 +40,6 @@ def trained(name: str) -> tasks.TrainResult:
 def test_task_learns_well_past_chance_on_held_out_data(name):
     bound = CASES[name][2]
     res = trained(name)
-    assert res.seconds < 30, f"{name} took {res.seconds:.1f} s"
     assert all(np.isfinite(res.history))
     if res.higher_is_better:
         assert res.metric > bound, f"{name}: {res.metric_name} {res.metric:.3f} <= {bound}"

@@ -22,6 +22,7 @@ Verdicts: ``vanishing`` (horizon shorter than the sequence), ``exploding`` (the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import networkx as nx
@@ -94,8 +95,7 @@ class Report:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        """Notebooks show the report as text under a coloured verdict (viz.html)."""
-        from .html import report_html
+        """Notebooks show the report as a coloured verdict over its reasons and advice."""
         return report_html(self)
 
 
@@ -274,3 +274,19 @@ def _extremes(G: nx.DiGraph, F: nx.DiGraph, k: int = 3) -> tuple[tuple, tuple]:
         meds.append((label, d["grad_stats"][1]))
     meds.sort(key=lambda x: (-x[1], x[0]))
     return tuple(meds[:k]), tuple(sorted(meds, key=lambda x: (x[1], x[0]))[:k])
+
+
+def report_html(report: Any) -> str:
+    """HTML for a gradient-flow report (``viz.diagnose``'s Report shows itself with this).
+
+    The verdict is a coloured heading; the reasons and what to try follow as a list, the same
+    lines ``print(report)`` prints.
+    """
+    verdict = str(getattr(report, "verdict", "report"))
+    colour = {"healthy": "#2e7d32", "vanishing": "#2171b5", "exploding": "#e69138",
+              "non-finite": "#c62828"}.get(verdict, "#555555")
+    items = "".join(f"<li>{escape(str(r))}</li>" for r in getattr(report, "reasons", ()))
+    tries = "".join(f"<li><i>try</i>: {escape(str(a))}</li>"
+                    for a in getattr(report, "advice", ()))
+    return (f'<div><b style="color:{colour}">gradient flow: {escape(verdict.upper())}'
+            f"</b><ul>{items}{tries}</ul></div>")

@@ -22,6 +22,7 @@ import graphviz
 from .figure import dot_id, pipe
 from .fold import fold
 from .levels import choose_level
+from .diagnose import report_html  # noqa: F401  (re-exported: the page and notebooks show reports alike)
 from .schema import load, sort_key
 from .style import fmt
 from .unfolded import DEFAULT_MAX_STEPS, unfolded_graph
@@ -122,22 +123,6 @@ def _jsonable(x: Any) -> Any:
     if x is None or isinstance(x, (str, int, float, bool)):
         return x
     return str(x)
-
-
-def report_html(report: Any) -> str:
-    """HTML for a gradient-flow report (``viz.diagnose``'s Report shows itself with this).
-
-    The verdict is a coloured heading; the reasons and what to try follow as a list, the same
-    lines ``print(report)`` prints.
-    """
-    verdict = str(getattr(report, "verdict", "report"))
-    colour = {"healthy": "#2e7d32", "vanishing": "#2171b5", "exploding": "#e69138",
-              "non-finite": "#c62828"}.get(verdict, "#555555")
-    items = "".join(f"<li>{html.escape(str(r))}</li>" for r in getattr(report, "reasons", ()))
-    tries = "".join(f"<li><i>try</i>: {html.escape(str(a))}</li>"
-                    for a in getattr(report, "advice", ()))
-    return (f'<div><b style="color:{colour}">gradient flow: {html.escape(verdict.upper())}'
-            f"</b><ul>{items}{tries}</ul></div>")
 
 
 CSS = """

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 import networkx as nx
 
+from .infer import infer
+
 SCHEMA_VERSION = 1
 KINDS = ("param", "input", "const", "op")
 
@@ -173,6 +175,7 @@ def normalise(G: nx.DiGraph) -> nx.DiGraph:
                           f"acyclic (edges go from input to consumer)")
     if H.graph.get("level") != "variable":  # contracted graphs were untagged before
         order = [n for n, _ in nodes] if forward else list(nx.topological_sort(H))
+        infer(H, order)  # a plain loop without tg.step / .named: recover steps and names
         _untag_shared_leaves(H, order)
     H.graph[MARK] = True
     return H
