@@ -35,10 +35,11 @@ class Card:
 
 @dataclass(frozen=True)
 class Section:
-    """One entry of the gallery: its anchor, and what draws it (out dir, training steps)."""
+    """One entry of the gallery: its anchor, and what draws it (out dir, training steps) into
+    one card, or several (a list: the first gets the anchor, the others keep their own)."""
 
     anchor: str
-    make: Callable[[str, int], Card]
+    make: Callable[[str, int], "Card | list[Card]"]
     steps: int = 300
 
 
@@ -184,8 +185,9 @@ def build(out: str = "out", quick: bool = False, log: Callable[[str], None] = pr
     cards = []
     for section in SECTIONS:
         t = time.perf_counter()
-        card = section.make(out, max(20, section.steps // 10) if quick else section.steps)
-        card.anchor = section.anchor
-        cards.append(card)
+        made = section.make(out, max(20, section.steps // 10) if quick else section.steps)
+        made = made if isinstance(made, list) else [made]
+        made[0].anchor = section.anchor
+        cards.extend(made)
         log(f"  {section.anchor:22s} {time.perf_counter() - t:5.1f} s")
     return page.write(out, cards, seconds=time.perf_counter() - start)
