@@ -16,7 +16,7 @@ from .ops import (add, argmax, concat, cross_entropy, detach, div, embedding, ex
                   one_hot, pow, relu, reshape, sigmoid, softmax, split, stack, sub, sum, tanh,
                   transpose, where)
 from .registry import OPS
-from .tape import new_graph, no_grad, recording, scope, step
+from .tape import isolated, new_graph, no_grad, recording, scope, step
 from .tensor import Parameter, Tensor, full, ones, randn, tensor, uniform, zeros
 
 from . import nn, optim  # noqa: E402  (they build on everything above)
@@ -27,7 +27,7 @@ __all__ = [
     "sum", "mean", "max", "reshape", "transpose", "getitem", "concat", "stack", "split", "where",
     "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "embedding", "detach", "argmax",
     "identity",
-    "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
+    "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "isolated", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import tape as _tp
 from .registry import SliceGrad, densify
-from .tape import FREED, STATE, Tape
+from .tape import FREED, Tape
 from .tensor import Tensor
 
 
@@ -59,7 +59,7 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
         grads[i] = g
     captured: dict[int, np.ndarray] = {}
     owned: set[int] = set()  # ids whose gradient buffer the sweep allocated (safe to add into)
-    hooks, retained, anomaly = tape.hooks, tape.retained, STATE.anomaly
+    hooks, retained, anomaly = tape.hooks, tape.retained, _tp.current_state().anomaly
     if keep_grads:
         for d in (tape.grad_norms, tape.edge_norms, tape.node_grads, tape.contribs):
             d.clear()
@@ -215,7 +215,7 @@ def contributions(param: Tensor, t: Tensor | None = None) -> list[tuple[int | No
     read `param`; the arrays sum to ``param.grad`` (of that backward). `t` is any tensor of the
     graph (by default the most recent graph is used).
     """
-    tape = t._tape if t is not None else STATE.tape_ref()
+    tape = t._tape if t is not None else _tp.last_tape()
     if tape is None or not tape.contribs:
         raise RuntimeError("contributions: run backward(keep_grads=True) first, and pass a tensor "
                            "of that graph as `t`")

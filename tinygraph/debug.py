@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import tape as _tp
-from .tape import STATE
 
 
 class AnomalyError(FloatingPointError):
@@ -38,12 +37,8 @@ def detect_anomaly() -> Iterator[None]:
     The error names the op, its scope and time step, the shapes, a value summary and the user's
     source line (source lines are recorded while the mode is on).
     """
-    old = (STATE.anomaly, STATE.source)
-    STATE.anomaly, STATE.source = True, True
-    try:
+    with _tp.Switch({"anomaly": True, "source": True}):
         yield
-    finally:
-        STATE.anomaly, STATE.source = old
 
 
 def check_forward(op: str, inputs: Sequence[Any], out: np.ndarray) -> None:

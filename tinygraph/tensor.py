@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import tape as _tp
-from .tape import STATE, Tape
+from .tape import Tape, current_state
 
 DEFAULT_DTYPE = np.float64
 _SCALARS = (numbers.Number, np.generic)
@@ -58,7 +58,7 @@ class Tensor:
         self._tape: Tape | None = None
         self._idx = -1
         self._hooks: list | None = None
-        self._born = STATE.step  # the time step this tensor was made in (its leaf node's step)
+        self._born = current_state().step  # the step this tensor was made in (its leaf's step)
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -221,6 +221,7 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     idx = len(tape.ops)
     name = t._name
     leaf = t
+    st = current_state()
     if t._tape is not None:  # made on another (released) tape: an input here, with no way back
         kind = "input"
         _, _, _, scope, step, _ = t._tape.meta[t._idx]
@@ -229,9 +230,9 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
         tape.foreign[idx] = weakref.ref(t)
         leaf = Tensor(t.data, name=name)
     elif isinstance(t, Parameter):
-        kind, scope, step = "param", STATE.scope, None
+        kind, scope, step = "param", st.scope, None
     else:
-        kind, scope, step = ("const" if name == "<const>" else "input"), STATE.scope, t._born
+        kind, scope, step = ("const" if name == "<const>" else "input"), st.scope, t._born
         if kind == "const":
             name = None
     tape.ops.append(None)
@@ -243,9 +244,9 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
         tape.names[idx] = name
     tape.leaf[idx] = leaf
     tape.leaves[key] = idx
-    if STATE.source:
-        tape.src[idx] = _tp.user_frame_line()
-    if STATE.values and t.data.dtype.kind in "fc":
+    if st.source:
+        _tp.record_source(tape, idx)
+    if st.values and t.data.dtype.kind in "fc":
         tape.value_norms[idx] = float(np.linalg.norm(t.data))
     return idx
 
@@ -255,7 +256,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
     This is the hot path of the engine, written out flat on purpose: it runs once per op.
     """
-    st = STATE
+    st = current_state()  # this thread's / task's switches, read once
     try:
         if len(tensors) == 2:
             out, saved = op.forward(tensors[0].data, tensors[1].data, **static)
@@ -281,8 +282,11 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     res._idx = -1
     if not st.grad_enabled:
         return res
-    tape = st.tape_ref()
-    if tape is None or tape.released:
+    home = st.home
+    tape = home.tape_ref()
+    loop = _running_loop()  # the owner check: a task or thread never records on another's tape
+    if (tape is None or tape.released
+            or home.owner != (_ident() if loop is None else _tp.owner())):
         tape = _tp.current_tape()
     ids = []
     need = []
@@ -320,7 +324,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     tape.need.append(_INTERN.setdefault(need, need))
     tape.meta.append((_INTERN.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
     if st.source:
-        tape.src[idx] = _tp.user_frame_line()
+        _tp.record_source(tape, idx)
     if st.values and out.dtype.kind in "fc":
         tape.value_norms[idx] = float(np.linalg.norm(out))
     res.requires_grad = req
@@ -330,6 +334,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
 
 _new = object.__new__
+_running_loop, _ident = _tp._running_loop, _tp._ident
 _INTERN: dict[tuple, tuple] = {}
 
 
