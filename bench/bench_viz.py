@@ -1,8 +1,10 @@
 """viz benchmarks: drawing a 10,000-step Elman RNN (about 130,000 recorded nodes).
 
-Run with `make bench` (or `python -m bench.bench_viz`). Each stage is timed once, in the order a
-user meets them: record + backward, trace + export, then every view rendered to a file through
-Graphviz. The one bound printed (a generous 60 s for the unfolded view, which the issue asks to
+Run with `make bench` (or `python -m bench.bench_viz`; `python -m bench.bench_viz trace` runs the
+trace rows only). Each stage is timed once, in the order a user meets them: record + backward,
+trace + export, then every view rendered to a file through Graphviz. The trace rows time
+`tg.trace` and `to_networkx` at 10,000 and 100,000 steps: linear export means the same time per
+node at both sizes. The one bound printed (a generous 60 s for the unfolded view, which the issue asks to
 take "seconds, not minutes") is reported, not asserted: tests do not depend on machine speed.
 """
 from __future__ import annotations
@@ -33,7 +35,33 @@ def timed(label: str, fn):
     return out, sec
 
 
+def elman_loss(T: int):
+    """nn.RNN (B = 1, H = 16, 5 classes) + sequence_loss over T steps, after backward(keep_grads)."""
+    rnn = nn.RNN(5, 16, 5, rng=0)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 5, (1, T)), rng.integers(0, 5, (1, T))
+    loss = nn.sequence_loss(rnn(x).o, y)
+    loss.backward(keep_grads=True)
+    return loss
+
+
+def trace_rows(steps=(10_000, 100_000)) -> None:
+    print("# trace (export) of nn.RNN + sequence_loss: linear in nodes + edges")
+    for T in steps:
+        loss = elman_loss(T)
+        g, tr = timed(f"T = {T:,}: trace", lambda: tg.trace(loss))
+        _, nx_sec = timed(f"T = {T:,}: to_networkx", g.to_networkx)
+        n = len(g.nodes)
+        print(f"  ({n:,} nodes, {len(g.edges):,} edges; trace {tr / n * 1e6:.1f} us/node, "
+              f"to_networkx {nx_sec / n * 1e6:.1f} us/node)")
+        del loss, g
+
+
 def main() -> None:
+    if sys.argv[1:] == ["trace"]:
+        trace_rows()
+        return
+    trace_rows()
     print(f"# viz benchmarks: Elman RNN, T = {T:,}, B = 1, H = 16")
     rnn = nn.RNN(5, 16, 5, rng=0)
     rng = np.random.default_rng(0)

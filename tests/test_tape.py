@@ -151,6 +151,21 @@ def test_no_grad_in_one_thread_does_not_touch_another():
     assert requires is True and grad == 6.0
 
 
+def test_a_tensor_from_another_thread_is_an_input_there_and_backward_says_so():
+    W = tg.Parameter(np.array([2.0]), name="W")
+    h = (W * 3.0).named("h")                       # recorded here, graph still open
+
+    def other():
+        loss = (h * W).sum()
+        with pytest.raises(RuntimeError, match="another thread or asyncio task"):
+            loss.backward()
+        return (h.detach() * W).sum()
+    (detached,) = _run_threads([other])
+    W.grad = None
+    detached.backward()                             # detached: an input, as the message says
+    np.testing.assert_array_equal(W.grad, [6.0])
+
+
 def test_a_new_thread_starts_from_the_default_state():
     with tg.scope("outer"), tg.step(5), tg.no_grad():
         (st,) = _run_threads([tp.current_state])

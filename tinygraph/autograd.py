@@ -129,6 +129,13 @@ def _to_leaf(tape: Tape, i: int, g: np.ndarray, write: bool) -> None:
     """Deliver the finished gradient of leaf node i to its tensor's `.grad` (accumulating)."""
     if i in tape.external:
         leaf = tape.leaf[i]
+        made = tape.foreign[i]()
+        if made is not None and made._tape is not None and not made._tape.released:
+            raise RuntimeError(
+                f"backward: tensor {leaf.name or ''} (made at step {tape.meta[i][4]}) was recorded "
+                f"on another tape that is still open: by another thread or asyncio task (each "
+                f"records on its own tape), or before tg.new_graph(). No gradient can flow back "
+                f"into it from here: detach() it, or record both in the same thread / task")
         raise RuntimeError(
             f"backward: tensor {leaf.name or ''} (made at step {tape.meta[i][4]}) was made by a graph that "
             f"was already backpropagated and released. Carried state in truncated BPTT must be "
