@@ -47,13 +47,20 @@ def elman_loss(T: int):
 
 def trace_rows(steps=(10_000, 100_000)) -> None:
     print("# trace (export) of nn.RNN + sequence_loss: linear in nodes + edges")
+    print("  (wall and CPU seconds: on a shared machine the CPU time is the steadier figure)")
     for T in steps:
         loss = elman_loss(T)
-        g, tr = timed(f"T = {T:,}: trace", lambda: tg.trace(loss))
-        _, nx_sec = timed(f"T = {T:,}: to_networkx", g.to_networkx)
-        n = len(g.nodes)
-        print(f"  ({n:,} nodes, {len(g.edges):,} edges; trace {tr / n * 1e6:.1f} us/node, "
-              f"to_networkx {nx_sec / n * 1e6:.1f} us/node)")
+        n = None
+        for label, fn in (("trace", lambda: tg.trace(loss)), ("to_networkx", lambda: g.to_networkx())):
+            wall, cpu = time.perf_counter(), time.process_time()
+            out = fn()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if label == "trace":
+                g = out
+                n, m = len(g.nodes), len(g.edges)
+            print(f"  T = {T:>7,}: {label:12s} {wall:7.2f} s wall {cpu:7.2f} s CPU "
+                  f"({cpu / n * 1e6:5.1f} us CPU per node; {n:,} nodes, {m:,} edges)")
+            del out
         del loss, g
 
 

@@ -7,8 +7,9 @@ topological order and backward is one reverse sweep over it. Tensors made by ops
 reference to their tape; the tape holds no reference to them (only to leaves), so there are no
 reference cycles and a tape is freed by refcounting as soon as the last tensor of it goes.
 
-This module also holds the recording state (`scope`, `step`, `no_grad`, the debug switches) that
-stamps every node.
+This module also holds the recording state (`scope`, `step`, `no_grad`, the debug switches and
+the current tape) that stamps every node: one per thread and per asyncio task, kept in a
+`contextvars.ContextVar` (`current_state`), and the source lines (`user_frame`) recorded with it.
 """
 from __future__ import annotations
 
