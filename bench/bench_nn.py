@@ -41,16 +41,20 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
     rnn = nn.RNN(D, H, K)
     rnn.load_state_dict({"cell.U": p["U"], "cell.W": p["W"], "cell.b": p["b"], "V": p["V"],
                          "c": p["c"]})
+    fused = nn.RNN(D, H, K, fused=True)         # the recurrence as one op (nn/fused.py)
+    fused.load_state_dict(rnn.state_dict())
     ref = elman_bptt(*args)                     # same numbers first: like is compared with like
     loss = elman_nn(rnn, x, y)
     assert abs(loss.item() - ref["loss"]) < 1e-10 * abs(ref["loss"])
     for k, prm in (("U", rnn.cell.U), ("W", rnn.cell.W), ("b", rnn.cell.b), ("V", rnn.V),
                    ("c", rnn.c)):
         np.testing.assert_allclose(prm.grad, ref[k], rtol=1e-9, atol=1e-11)
+    assert abs(elman_nn(fused, x, y, False).item() - ref["loss"]) < 1e-10 * abs(ref["loss"])
     fns = {"hand numpy BPTT (seed's formulas)": lambda: elman_bptt(*args),
            "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
            "tinygraph.nn RNN + sequence_loss": lambda: elman_nn(rnn, x, y),
-           "tinygraph.nn, one fused loss (per_step=False)": lambda: elman_nn(rnn, x, y, False)}
+           "tinygraph.nn, one fused loss (per_step=False)": lambda: elman_nn(rnn, x, y, False),
+           "tinygraph.nn RNN(fused=True), fused loss": lambda: elman_nn(fused, x, y, False)}
     if torch is not None:
         fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)
     rows = interleaved_best(fns, repeat)

@@ -29,7 +29,6 @@ def _draw(out: str, name: str, fig) -> str:
     """SVG for the page, PNG beside it for quick looks; returns the SVG's file name."""
     viz.render(fig, os.path.join(out, name + ".svg"))
     viz.render(fig, os.path.join(out, name + ".png"))
-    os.remove(os.path.join(out, name + ".dot"))  # written by each render; keep the folder tidy
     return name + ".svg"
 
 

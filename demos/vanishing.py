@@ -1,14 +1,15 @@
 """The vanishing-gradient demonstration: an Elman RNN asked to remember its first input.
 
 Flow: a long-range task made here -> tinygraph.nn.RNN(output="last") trained with
-tinygraph.optim -> one recorded batch with ``backward(keep_grads=True)`` -> viz.diagnose,
-viz.gradient_chart and the unfolded gradient overlay (demos.gallery writes them).
+tinygraph.optim -> held-out sequences recorded with ``tg.flow`` and
+``backward(keep_grads=True)`` -> viz.diagnose (the horizon), viz.gradient_chart, viz.flow_map
+and the unfolded overlay (demos.gallery and demos.flow_exhibits write them).
 
-The label of each sequence is its first symbol; the loss is at the last step only, so the only
-way to learn is a gradient that travels back through every step. With T = 5 it arrives and the
-network learns; with T = 50 it has shrunk by many orders of magnitude by the time it reaches
-h(1), and the network learns far less in the same training (Bengio et al., 1994; the seed's
-BPTT section). The gallery prints both accuracies beside the chance level 1/K.
+The label of each sequence is its first symbol, followed by T − 1 distractors; the loss is at
+the last step only, so the only way to learn is a gradient that travels back T − 1 steps to
+h(1). While T − 1 is inside the effective horizon (how far back ‖∂L/∂h(t)‖ stays above 1e-3 of
+its value at h(T)) it arrives and the network learns; beyond it the network stays near chance
+(Bengio et al., 1994; the seed's BPTT section).
 """
 from __future__ import annotations
 
@@ -32,15 +33,18 @@ def recall_first(n: int, T: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class Run:
-    """One length: held-out accuracy after training, and the recorded graph of one sequence."""
+    """One length: held-out accuracy after training, the recorded graph of held-out sequences
+    (with the flow of the final loss exported) and the model."""
 
     T: int
     accuracy: float
     graph: Any
+    model: Any = None
 
 
-def train(T: int, steps: int = 150, hidden: int = 24, seed: int = 0) -> Run:
-    """Train an Elman RNN on recall-the-first-symbol at length T; record one held-out pass."""
+def train(T: int, steps: int = 150, hidden: int = 24, seed: int = 0, record: int = 8) -> Run:
+    """Train an Elman RNN on recall-the-first-symbol at length T; record `record` held-out
+    sequences (their loss at the last step, its flow back to every h(t))."""
     x, y = recall_first(2000, T, seed)
     tx, ty = recall_first(500, T, seed + 1000)
     model = nn.RNN(K, hidden, K, output="last", rng=seed)
@@ -55,6 +59,14 @@ def train(T: int, steps: int = 150, hidden: int = 24, seed: int = 0) -> Run:
         opt.step()
     with tg.no_grad():
         acc = float((model(tx).last.data.argmax(-1) == ty).mean())
-    loss = tg.cross_entropy(model(tx[:1]).last, ty[:1]).named("L")
+    return Run(T, acc, record_run(model, tx[:record], ty[:record]), model)
+
+
+def record_run(model: nn.RNN, x: np.ndarray, y: np.ndarray) -> Any:
+    """The traced graph of `model` on (x, y), with the flow of its one loss term exported."""
+    out = model(x)
+    with tg.step(x.shape[1]):
+        loss = tg.cross_entropy(out.last, y).named("L")
+    flow = tg.flow([loss], out.h, weights=model.cell.W)
     loss.backward(keep_grads=True)
-    return Run(T, acc, tg.trace(loss))
+    return tg.trace(loss, flow=flow)

@@ -182,3 +182,105 @@ def test_slices_of_one_tensor_accumulate_with_its_other_uses():
     expected = 2 * x0 + np.arange(1, 7)[:, None] + 2.0  # each split piece is used twice
     np.testing.assert_allclose(x.grad, expected)
     assert tg.gradcheck(lambda a: tg.stack([a[t] * t for t in range(6)]) + a, [x]).ok
+
+
+# ------------------------------------------------------------------------------------------------
+# corners that were wrong (issue 7)
+# ------------------------------------------------------------------------------------------------
+
+def test_grad_with_a_leaf_among_the_outputs_matches_pytorch():
+    x0 = np.array([1.0, -2.0, 0.5])
+    x = tg.tensor(x0, requires_grad=True)
+    (gx,) = tg.grad([x * x, x], [x], grad_outputs=[np.ones(3), np.ones(3)])
+    np.testing.assert_allclose(gx.data, 2 * x0 + 1)
+    (gy,) = tg.grad([(x * x).sum(), x], [x], grad_outputs=[None, np.arange(3.0)])
+    np.testing.assert_allclose(gy.data, 2 * x0 + np.arange(3.0))  # outputs of different shapes
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor(x0, requires_grad=True)
+    (tg_,) = torch.autograd.grad([(tx * tx).sum(), tx], [tx],
+                                 grad_outputs=[None, torch.arange(3.0, dtype=torch.float64)])
+    np.testing.assert_allclose(gy.data, tg_.numpy())
+
+
+def test_grad_honours_what_a_leaf_hook_returns():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g * 10)
+    (gx,) = tg.grad((x * 3).sum(), [x])
+    np.testing.assert_allclose(gx.data, [30.0, 30.0])
+    (x * 3).sum().backward()
+    np.testing.assert_allclose(x.grad, [30.0, 30.0])
+
+
+def test_grad_refuses_an_unused_input_unless_allowed():
+    x = tg.tensor([1.0], requires_grad=True)
+    z = tg.tensor([2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"grad: input 1 \(shape \(1,\)\) was not used.*allow_unused=True"):
+        tg.grad((x * 2).sum(), [x, z])
+    gx, gz = tg.grad((x * 2).sum(), [x, z], allow_unused=True)
+    assert gz is None and gx.data[0] == 2.0
+
+
+def test_grad_results_and_retained_grads_are_writable_arrays_of_their_own():
+    x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    (gx,) = tg.grad(x.sum(), [x])      # sum's backward is a read-only broadcast view
+    gx.data[0, 0] = 5.0
+    assert gx.data.flags.writeable
+    y = tg.tensor(np.ones((2, 3)), requires_grad=True)
+    h = (y * 1.0).retain_grad()
+    h.sum().backward()
+    h.grad[0, 0] = 7.0
+    y.grad[1, 1] = 3.0
+    assert h.grad.flags.writeable and y.grad[0, 0] == 1.0
+
+
+def test_two_independent_losses_on_one_tape_backpropagate_in_turn():
+    rng = np.random.default_rng(30)
+    w = tg.Parameter(rng.standard_normal(3), name="w")
+    v = tg.Parameter(rng.standard_normal(3), name="v")
+    la = (tg.tanh(w) * 2).sum()
+    lb = (v * v).sum()
+    lb.backward()
+    (la * 2).backward()           # PyTorch runs this: lb's backward did not touch la's graph
+    np.testing.assert_allclose(v.grad, 2 * v.data)
+    np.testing.assert_allclose(w.grad, 4 * (1 - np.tanh(w.data) ** 2))
+    trunk = tg.tanh(w * 1.5)      # two heads on one trunk: the second needs retain_graph
+    h1, h2 = (trunk * 2).sum(), (trunk * trunk).sum()
+    h1.backward(retain_graph=True)
+    h2.backward()
+    with pytest.raises(RuntimeError, match="released.*retain_graph=True"):
+        (trunk * 3).sum().backward()
+
+
+def test_optimizer_step_between_forward_and_a_second_backward_raises():
+    W = tg.Parameter(np.array([[0.5, -0.3], [0.2, 0.1]]), name="W")
+    x = tg.tensor([1.0, 2.0])
+    with tg.scope("rnn"), tg.step(3):
+        loss = tg.tanh(W @ x).sum()
+    loss.backward(retain_graph=True)
+    tg.optim.SGD([W], lr=0.1).step()
+    with pytest.raises(RuntimeError, match=r"matmul at rnn step 3 saved the value of 'W'.*changed "
+                                           r"in place.*version 0 -> 1"):
+        loss.backward()
+    W.grad = None
+    loss2 = tg.tanh(W @ x).sum()   # a fresh forward after the step is fine
+    loss2.backward()
+    np.testing.assert_allclose(W.grad, np.outer(1 - np.tanh(W.data @ x.data) ** 2, x.data))
+
+
+def test_in_place_change_of_an_unsaved_leaf_is_not_an_error():
+    b = tg.Parameter(np.zeros(2), name="b")
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    loss = (x + b).sum()          # add saves no values
+    b.mark_modified()
+    loss.backward()
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+
+
+def test_untracked_results_used_twice_as_leaves():
+    x = tg.tensor([1.0, 2.0], requires_grad=True)
+    c = tg.tensor([3.0, 4.0]) * 2          # ops on constants only: not recorded, a leaf later
+    with tg.no_grad():
+        d = x * 1.0                         # made under no_grad: a leaf later too
+    z = (x * c) * c + d * x + d
+    z.sum().backward()
+    np.testing.assert_allclose(x.grad, c.data ** 2 + d.data)

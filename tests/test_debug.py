@@ -62,3 +62,34 @@ def test_gradcheck_upcasts_float32_with_a_warning():
 def test_gradcheck_rejects_non_tensors():
     with pytest.raises(TypeError, match="input 0"):
         tg.gradcheck(lambda t: t, [np.ones(2)])
+
+
+def test_gradcheck_reports_a_gradient_of_the_wrong_shape_instead_of_crashing():
+    from tinygraph.registry import OPS, defop
+    from tinygraph.tensor import apply
+
+    @defop("_bad_shape_test")
+    class BadShape:
+        def forward(a):
+            return a.T, ()
+
+        def backward(g, saved, need):
+            return (g,)  # the transpose forgotten: a (3, 2) gradient for a (2, 3) input
+
+    try:
+        x = tg.tensor(np.ones((2, 3)), requires_grad=True)
+        res = tg.gradcheck(lambda t: apply(BadShape, (t,)), [x], raise_exception=False)
+        assert not res.ok and "shape (3, 2), but the input has shape (2, 3)" in str(res)
+        with pytest.raises(tg.GradcheckError, match="shape"):
+            tg.gradcheck(lambda t: apply(BadShape, (t,)), [x])
+    finally:
+        del OPS["_bad_shape_test"]
+
+
+def test_anomaly_messages_never_say_created_at_none():
+    x = tg.tensor([0.0], requires_grad=True)
+    y = x ** 0.5          # recorded outside detect_anomaly: no source line was kept
+    with tg.detect_anomaly():
+        with pytest.raises(tg.AnomalyError) as e:
+            y.sum().backward()
+    assert "None" not in str(e.value) and "source line not recorded" in str(e.value)

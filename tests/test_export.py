@@ -190,3 +190,13 @@ def test_trace_and_to_networkx_cost_grows_linearly_with_a_nodes_inputs(repeat):
 def _line_of(text):
     src = open(__file__).read().splitlines()
     return next(i + 1 for i, line in enumerate(src) if line.strip() == text)
+
+
+def test_shape_one_is_exported_as_ints_after_a_need_tuple_of_true():
+    # (True,) == (1,): the record path once interned shapes and `need` tuples in one table
+    x = tg.tensor([2.0], requires_grad=True)
+    y = tg.tanh(x)                       # need == (True,) is interned first
+    z = tg.stack([y.sum()])              # shape (1,)
+    g = tg.trace(z.sum())
+    shapes = [n["shape"] for n in g.nodes if n["op"] == "stack"]
+    assert shapes == [[1]] and type(shapes[0][0]) is int

@@ -16,11 +16,16 @@ UNARY = {
     "softmax": lambda x: tg.softmax(x, axis=-1), "log_softmax": lambda x: tg.log_softmax(x),
     "T": lambda x: (x.T * 0.5).T, "sum0": lambda x: tg.sum(x, axis=0, keepdims=True) + x,
     "mean1": lambda x: tg.mean(x, axis=1, keepdims=True) * x,
+    "sqrt": lambda x: tg.sqrt(x * x + 1.0), "log1p": lambda x: tg.log1p(x * x),
+    "unsqueeze": lambda x: tg.squeeze(tg.unsqueeze(x, 0), 0) * x,
+    "astype": lambda x: x.astype(np.float32).astype(np.float64) * 0.0 + x.double(),
+    "min1": lambda x: tg.min(x, axis=1, keepdims=True) + x,
 }
 BINARY = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
     "div": lambda a, b: a / (b * b + 1.0), "matmul": lambda a, b: tg.tanh(a @ b.T) @ b,
     "where": lambda a, b: tg.where(a.data > 0, a, b),
+    "maximum": lambda a, b: tg.maximum(a, b), "minimum": lambda a, b: tg.minimum(a, b * 0.5),
     "concat": lambda a, b: tg.split(tg.concat([a, b], axis=1), 4, axis=1)[1] * a,
 }
 

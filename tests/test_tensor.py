@@ -116,3 +116,45 @@ def test_split_axis_out_of_range_names_the_op():
 def test_targets_may_be_a_plain_list():
     logits = tg.tensor(np.zeros((3, 4)), requires_grad=True)
     assert tg.cross_entropy(logits, [0, 1, 3]).item() == pytest.approx(np.log(4))
+
+
+def test_tensor_and_parameter_copy_as_tensor_and_from_numpy_share():
+    a = np.array([1.0, 2.0])
+    t, p = tg.tensor(a), tg.Parameter(a, name="W")
+    s, f = tg.as_tensor(a), tg.from_numpy(a)
+    a[0] = 99.0
+    assert t.data[0] == 1.0 and p.data[0] == 1.0
+    assert s.data[0] == 99.0 and f.data[0] == 99.0
+    p.grad = np.ones(2)
+    tg.optim.SGD([p], lr=0.5).step()
+    assert a[1] == 2.0  # an optimizer step never writes into the caller's array
+    a32 = np.ones(2, np.float32)
+    assert tg.from_numpy(a32).dtype == np.float32 and tg.as_tensor(a32).data is a32
+    assert tg.as_tensor(a, dtype=np.float32).dtype == np.float32
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: tg.tensor(np.array([1 + 2j])), TypeError, r"tensor: complex values \(dtype complex128\)"),
+    (lambda: tg.tensor([1j], requires_grad=True), TypeError, "tensor: complex values"),
+    (lambda: tg.Parameter(None), TypeError, "Parameter: got None; expected a number"),
+    (lambda: tg.Parameter(np.zeros(2), dtype=np.int64), TypeError,
+     "Parameter: dtype must be a floating dtype.*int64"),
+    (lambda: tg.tensor(np.array([object()])), TypeError, "tensor: cannot make a tensor from ndarray"),
+    (lambda: tg.tensor([[1.0, 2.0], [3.0]]), ValueError,
+     "tensor: cannot make an array of numbers from list.*rectangular"),
+    (lambda: tg.zeros(2.5), TypeError, r"zeros: shape must be ints or a tuple of ints, got 2.5"),
+    (lambda: tg.ones((2, 1.5)), TypeError, r"ones: shape must be ints, got \(2, 1.5\)"),
+    (lambda: tg.full((-1, 2), 0.0), ValueError, "full: shape must be non-negative"),
+    (lambda: tg.from_numpy([1.0]), TypeError, "from_numpy: expected a numpy array, got list"),
+])
+def test_bad_data_raises_naming_the_function(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_version_counts_in_place_changes():
+    p = tg.Parameter(np.zeros(2), name="W")
+    assert p.version == 0
+    p.grad = np.ones(2)
+    tg.optim.Adam([p]).step()
+    assert p.version == 1 and p.mark_modified().version == 2

@@ -1,4 +1,4 @@
-"""Gradient overlays (viz.grads), diagnose (viz.diagnose) and charts (viz.charts)."""
+"""Gradient overlays (viz.grads): per-row colour and width, the colour bar, diagnose's marks."""
 from __future__ import annotations
 
 import math
@@ -6,9 +6,10 @@ import re
 
 import pytest
 
+import flow_graphs as fg
 import graphs
 import viz
-from viz.grads import PALETTE, Scale, node_overlay
+from viz.grads import PALETTE, Scale, edge_overlay, legend, node_overlay
 
 
 def fill_of(src, label_start):
@@ -16,36 +17,78 @@ def fill_of(src, label_start):
     return m.group(1)
 
 
-def test_scale_positions_and_status():
+def marked(src, arrow="↓"):
+    """(name, step) of every node whose label carries the mark (the legend's arrow excluded)."""
+    return {(m.group(1), int(m.group(2))) for m in re.finditer(
+        r"<B>(\w+)</B><SUP>\((\d+)\)</SUP>[^\]]*‖∇‖[^\]<]*" + arrow, src)}
+
+
+def test_scale_positions_per_row_and_plain_norms():
     s = Scale.of([1e-6, 1e-3, 1.0, None, math.nan, 0.0])
-    assert (s.lo, s.hi) == (-6.0, 0.0)
-    assert s.position(1e-3) == pytest.approx(0.5)
-    assert s.status(1e-6) == "vanishing" and s.status(0.5) == "ok"
-    assert s.status(1e5) == "exploding" and s.status(math.inf) == "nonfinite"
+    assert (s.lo, s.hi) == (-6.0, 0.0) and s.position(1e-3) == pytest.approx(0.5)
+    assert s.status(1e-9) == "ok" and s.status(math.inf) == "nonfinite"   # no report: no marks
     assert s.status(None) == "none"
+    rows = Scale.of([{"scope": "rnn", "name": "h", "grad_norm": 1e-6},
+                     {"scope": "rnn", "name": "h", "grad_norm": 1e-4},
+                     {"scope": "", "name": "L", "grad_norm": 1.0}])
+    h = {"scope": "rnn", "name": "h"}
+    assert rows.position(1e-4, h) == 1.0 and rows.position(1e-6, h) == 0.0   # h's own range
+    assert rows.position(1e-4) == pytest.approx(2 / 6)                         # figure's range
 
 
-def test_overlay_colours_by_log_norm_and_marks_nan_red():
-    s = Scale.of([1e-6, 1.0])
-    big, _ = node_overlay(1.0, s)
-    small, note = node_overlay(1e-7, s)
+def test_overlay_colours_by_row_and_marks_nan_red():
+    s = Scale.of([{"scope": "", "name": "h", "grad_norm": x} for x in (1e-6, 1e-3)])
+    big, _ = node_overlay({"scope": "", "name": "h", "grad_norm": 1e-3}, s)
+    small, note = node_overlay({"scope": "", "name": "h", "grad_norm": 1e-6}, s)
     assert big["fillcolor"] == PALETTE[-1] and small["fillcolor"] == PALETTE[0]
-    assert "↓" in note and small["style"] == "filled,dashed"
+    assert "↓" not in note          # small is not vanishing: only diagnose says that
     nan, note = node_overlay(math.nan, s)
     assert nan["fillcolor"] == "#e00000" and "nan" in note
+    assert edge_overlay(1e-3, s, {"scope": "", "name": "h"})["penwidth"] == "4.00"
 
 
-def test_unfolded_overlay_darkens_towards_the_loss():
-    G = graphs.elman(20, grads=True)
-    src = viz.unfolded(G, max_steps=None, grads=True).source
-    assert "‖∂L/∂·‖" in src  # the legend
-    first, last = fill_of(src, "<B>h</B><SUP>(1)</SUP>"), fill_of(src, "<B>h</B><SUP>(20)</SUP>")
-    assert PALETTE.index(first) < PALETTE.index(last)
-    # 0.5 ** 14 < 1e-4: h(1..6) are vanishing, h(7) is not (plus the legend's own arrow)
-    assert src.count("↓") == 1 + 6 * 4  # h, o, yhat, L at steps 1..6
-    assert re.search(r"<B>h</B><SUP>\(6\)</SUP>[^>]*>[^\]]*↓", src)
-    assert not re.search(r"<B>h</B><SUP>\(7\)</SUP>[^>]*>[^\]]*↓", src)
-    assert re.search(r"penwidth=[34]\.\d\d", src)  # edges thicken with the gradient
+def test_legend_is_a_colour_bar_inside_the_figure():
+    src = viz.unfolded(fg.elman(T=5, last_only=True, flow=False)[0], grads=True).source
+    assert all(f'BGCOLOR="{c}"' in src for c in PALETTE)          # the bar, drawn in the label
+    assert "own row" in src and "diagnose: HEALTHY" in src
+    assert legend(Scale(0.0, 0.0)) == "<gradient norms: none recorded>"
+
+
+def test_hidden_states_span_the_palette_not_one_pale_colour():
+    # the contradiction: with the scale anchored on L every h(t) was the same pale colour
+    g, _, _ = fg.elman(T=8, last_only=True, flow=False)
+    src = viz.unfolded(g, max_steps=None, grads=True).source
+    fills = [PALETTE.index(fill_of(src, f"<B>h</B><SUP>({t})</SUP>")) for t in range(1, 9)]
+    assert fills[-1] == len(PALETTE) - 1 and fills[0] == 0           # h's own range, end to end
+    assert fills == sorted(fills)                                    # darker towards the loss
+
+
+def test_marks_are_diagnoses_marks_and_nothing_else():
+    # the contradiction: ↓ was "below 1e-4 of the largest norm in the figure" (the loss node),
+    # so a well-fitted model scaled down got ↓ everywhere while diagnose said HEALTHY
+    g, _, _ = fg.elman(T=6, loss_scale=1e-6, last_only=True, flow=False)
+    report = viz.diagnose(g)
+    assert report.verdict == "healthy"
+    for view in (viz.unfolded(g, max_steps=None, grads=True), viz.folded(g, grads=True)):
+        assert not marked(view.source) and "↓ 1" not in view.source
+    g, _, _ = fg.elman(T=30, scale=0.5)                              # long-range flow dies
+    report = viz.diagnose(g)
+    f = report.findings[0]
+    assert report.verdict == "vanishing" and f.horizon < f.span
+    src = viz.unfolded(g, max_steps=None, grads=True).source
+    want = {("h", t) for t, m in f.marks.items() if m == "vanishing"}
+    assert want and marked(src) == want                              # the same steps, only h
+    assert all(t < 30 - f.horizon for _, t in want)
+    assert re.search(r"<B>h</B>[^\]]*‖∇‖[^\]<]*↓", viz.folded(g, grads=True).source)
+
+
+def test_exploding_marks_follow_the_report():
+    g, _, _ = fg.elman(T=30, scale=6.0)
+    report = viz.diagnose(g)
+    assert report.verdict == "exploding"
+    src = viz.unfolded(g, max_steps=None, grads=True).source
+    want = {("h", t) for t, m in report.findings[0].marks.items() if m == "exploding"}
+    assert want and marked(src, "↑") == want
 
 
 def test_nan_gradients_are_red_in_both_views():
@@ -61,66 +104,7 @@ def test_folded_overlay_shows_min_median_max_per_role():
     assert "‖∇‖ 0.0625 · 0.25 · 1" in src
 
 
-def test_diagnose_finds_vanishing_gradients_with_figures():
-    r = viz.diagnose(graphs.elman(40, grads=True))
-    assert r.verdict == "vanishing"
-    (s,) = r.series
-    assert s.variable == "h" and s.steps == tuple(range(1, 41))
-    assert s.far == pytest.approx(0.5 ** 39) and s.mean_gain() == pytest.approx(0.5)
-    assert "1.8e-12 of its maximum" in r.reasons[0]
-    assert "VANISHING" in str(r)
-
-
-def test_diagnose_healthy_exploding_and_backward_loops():
-    assert viz.diagnose(graphs.elman(6, grads=True)).verdict == "healthy"
-    G = graphs.with_grads(graphs.elman(30), decay=2.0)  # grows back through time
-    r = viz.diagnose(G)
-    assert r.verdict == "exploding" and "reaches" in r.reasons[0]
-    bi = viz.diagnose(graphs.bidirectional(5, grads=True))
-    assert {s.variable: s.direction for s in bi.series} == {"h": 1, "g": -1}
-
-
-def test_diagnose_locates_the_first_nonfinite_gradient():
-    G = graphs.elman(6, grads=True)
-    target = max(n for n, d in G.nodes(data=True) if d["op"] == "tanh" and d["step"] == 4)
-    graphs.with_grads(G, nan_at=target)
-    r = viz.diagnose(G)
-    assert r.verdict == "non-finite"
-    assert r.first_nonfinite == {"node": target, "op": "tanh", "name": "h", "scope": "rnn",
-                                 "step": 4}
-    assert "first non-finite gradient: tanh" in str(r)
-
-
-def test_diagnose_without_gradients_says_what_to_do():
-    r = viz.diagnose(graphs.elman(3))
-    assert r.verdict == "no gradients" and "keep_grads=True" in r.reasons[0]
-
-
-def test_param_contributions_per_step():
-    per = viz.param_contributions(graphs.elman(4, grads=True))
-    assert sorted(per) == ["U", "V", "W", "b", "c"]
-    assert sorted(per["W"]) == [1, 2, 3, 4]
-    assert per["W"][4] == pytest.approx(1.0) and per["W"][1] == pytest.approx(0.125)
-
-
-def test_gradient_chart_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
-    out = viz.gradient_chart(graphs.elman(20, grads=True), tmp_path / "g.png", title="t")
-    data = open(out, "rb").read()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
-
-
-def test_gradient_chart_refuses_a_graph_without_gradients(tmp_path):
-    pytest.importorskip("matplotlib")
-    with pytest.raises(ValueError, match="keep_grads=True"):
-        viz.gradient_chart(graphs.elman(3), tmp_path / "g.png")
-
-
-def test_gradient_chart_says_when_nothing_flows_through_time(tmp_path):
-    pytest.importorskip("matplotlib")
-    b = graphs.Builder()
-    h = b.affine([("W", b.input("x"))], name="h")  # no step tags: a feed-forward net
-    graphs.with_grads(b.G)
-    with pytest.raises(ValueError, match="tg.step"):
-        viz.gradient_chart(b.G, tmp_path / "g.png")
-    assert h in b.G
+def test_tree_overlay_is_normalised_per_row():
+    src = viz.unfolded(fg.tree(), grads=True).source
+    fills = set(re.findall(r'<B>h</B>[^\]]*fillcolor="(#\w+)"', src))
+    assert PALETTE[-1] in fills and len(fills) >= 3

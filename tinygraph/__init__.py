@@ -3,31 +3,33 @@
 Flow: model code calls ops on Tensors inside ``scope()`` / ``step()`` contexts -> every op
 appends a Node to a tape -> ``backward`` is one reverse sweep over that tape -> ``trace`` exports
 the graph (networkx / JSON) -> the separate ``viz`` package draws it.
+
+Inside the package the imports run one way (a test checks it): ``registry``, ``tape`` ->
+``anomaly`` -> ``tensor`` -> ``autograd`` -> ``ops_*`` -> ``ops`` -> ``debug``, ``export`` ->
+``nn``, ``optim``, ``tbptt``, ``tasks``. The op functions and ``__all__``'s op names come from
+the op table `OPS`.
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from .version import __version__
 from .autograd import contributions, grad
 from .debug import AnomalyError, GradcheckError, GradcheckResult, detect_anomaly, gradcheck
 from .export import Graph, trace
-from .ops import (add, argmax, concat, cross_entropy, detach, div, embedding, exp, getitem,
-                  identity, log, log_softmax, matmul, max, mean, mse_loss, mul, neg, nll_loss,
-                  one_hot, pow, relu, reshape, sigmoid, softmax, split, stack, sub, sum, tanh,
-                  transpose, where)
+from . import ops as _ops
+from .ops import *  # noqa: F401,F403  (one function per entry of OPS; ops.__all__ is the table)
+from .flow import GradientFlow, VariableFlow, flow
 from .registry import OPS
 from .tape import isolated, new_graph, no_grad, recording, scope, step
-from .tensor import Parameter, Tensor, full, ones, randn, tensor, uniform, zeros
+from .tensor import (Parameter, Tensor, as_tensor, from_numpy, full, ones, randn, tensor, uniform,
+                     zeros)
 
 from . import nn, optim  # noqa: E402  (they build on everything above)
 
 __all__ = [
-    "Tensor", "Parameter", "tensor", "zeros", "ones", "full", "randn", "uniform",
-    "add", "sub", "mul", "div", "neg", "pow", "matmul", "exp", "log", "tanh", "sigmoid", "relu",
-    "sum", "mean", "max", "reshape", "transpose", "getitem", "concat", "stack", "split", "where",
-    "softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss", "embedding", "detach", "argmax",
-    "identity",
-    "one_hot", "scope", "step", "no_grad", "recording", "new_graph", "isolated", "grad", "contributions",
+    "Tensor", "Parameter", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "randn",
+    "uniform", *_ops.__all__,
+    "scope", "step", "no_grad", "recording", "new_graph", "isolated", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",
+    "flow", "GradientFlow", "VariableFlow",
 ]

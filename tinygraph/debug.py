@@ -1,8 +1,8 @@
 """Debugging tools: anomaly detection (the first NaN/Inf, with its op, scope and time step) and
 gradcheck (analytic gradients against central differences).
 
-Flow: sits beside the tape; `apply` and the backward sweep call `check_forward` /
-`check_backward` only while `detect_anomaly()` is on.
+Flow: sits beside the tape; `apply` and the backward sweep call the checks of `anomaly` only
+while `detect_anomaly()` is on. `gradcheck` builds on the ops, so this module sits above them.
 """
 from __future__ import annotations
 
@@ -14,20 +14,11 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from . import tape as _tp
+from .anomaly import AnomalyError
+from .ops import mul, sum as tsum
+from .tensor import Tensor
 
-
-class AnomalyError(FloatingPointError):
-    """A NaN or Inf appeared; the message names the op, its scope and step and the source line."""
-
-
-def _summary(a: np.ndarray) -> str:
-    if a.dtype.kind not in "fc":
-        return f"dtype {a.dtype}"
-    fin = np.isfinite(a)
-    parts = [f"{int(np.isnan(a).sum())} NaN", f"{int(np.isinf(a).sum())} Inf of {a.size}"]
-    if fin.any():
-        parts.append(f"finite range [{a[fin].min():.3g}, {a[fin].max():.3g}]")
-    return ", ".join(parts)
+__all__ = ["AnomalyError", "detect_anomaly", "gradcheck", "GradcheckError", "GradcheckResult"]
 
 
 @contextlib.contextmanager
@@ -39,28 +30,6 @@ def detect_anomaly() -> Iterator[None]:
     """
     with _tp.Switch({"anomaly": True, "source": True}):
         yield
-
-
-def check_forward(op: str, inputs: Sequence[Any], out: np.ndarray) -> None:
-    if out.dtype.kind in "fc" and not np.isfinite(out).all():
-        shapes = ", ".join(str(t.shape) for t in inputs)
-        bad_in = [k for k, t in enumerate(inputs)
-                  if t.data.dtype.kind in "fc" and not np.isfinite(t.data).all()]
-        cause = (f"input {bad_in[0]} was already non-finite" if bad_in
-                 else "all inputs were finite")
-        raise AnomalyError(
-            f"forward: {op}{_tp.where()} produced a non-finite value ({_summary(out)}); "
-            f"input shapes {shapes}; {cause}; created at {_tp.user_frame_line()}")
-
-
-def check_backward(tape: Any, i: int, j: int, g: np.ndarray) -> None:
-    if g.dtype.kind in "fc" and not np.isfinite(g).all():
-        node, target = tape.node(i), tape.node(j)
-        raise AnomalyError(
-            f"backward: the gradient that {node.op}{_tp.where(node.scope, node.step)} sends to its "
-            f"input ({target.op}{' ' + target.name if target.name else ''}, shape "
-            f"{target.shape}) is non-finite "
-            f"({_summary(g)}); the op was created at {node.src}")
 
 
 class GradcheckError(AssertionError):
@@ -78,11 +47,14 @@ class GradcheckResult:
     worst_index: tuple
     analytic: float
     numeric: float
+    reason: str = ""  # set when the check could not compare values (e.g. a wrong grad shape)
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
+        if self.reason:
+            return f"gradcheck FAILED: {self.reason}"
         return (f"gradcheck {'passed' if self.ok else 'FAILED'}: worst element input "
                 f"{self.worst_input} index {self.worst_index}: analytic {self.analytic:.10g}, "
                 f"numeric {self.numeric:.10g} (abs err {self.max_abs_err:.3g}, rel err "
@@ -98,9 +70,6 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
     float64 copies (with a warning): finite differences in float32 are too coarse to judge.
     Returns a `GradcheckResult`; raises `GradcheckError` on failure unless told not to.
     """
-    from .ops import mul, sum as tsum
-    from .tensor import Tensor
-
     xs = []
     for k, x in enumerate(inputs):
         if not isinstance(x, Tensor):
@@ -130,6 +99,13 @@ def gradcheck(fn: Callable[..., Any], inputs: Sequence[Any], eps: float = 1e-6,
     for k in wrt:
         x = xs[k]
         analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
+        if analytic.shape != x.data.shape:
+            res = GradcheckResult(False, float("inf"), float("inf"), k, (), float("nan"),
+                                  float("nan"), reason=f"the analytic gradient of input {k} has "
+                                  f"shape {analytic.shape}, but the input has shape {x.shape}")
+            if raise_exception:
+                raise GradcheckError(str(res))
+            return res
         data = x.data
         for idx in np.ndindex(*data.shape):
             orig = data[idx]

@@ -21,7 +21,7 @@ NODE_KEYS = ("op", "kind", "name", "shape", "dtype", "scope", "step", "param", "
 
 
 def _version() -> str:
-    from . import __version__
+    from .version import __version__
     return __version__
 
 
@@ -35,7 +35,7 @@ class Graph:
     edges : list of dict
         ``{"source", "target", "arg", "args", "grad_norm"}``, from input to consumer.
     attrs : dict
-        ``engine``, ``version``, ``schema``, ``output``, ``loss``.
+        ``engine``, ``version``, ``schema``, ``output``, ``loss`` (and ``flow``: see `trace`).
     """
 
     def __init__(self, nodes: list[dict], edges: list[dict], attrs: dict) -> None:
@@ -125,7 +125,7 @@ def _reachable(tape: Tape, root: int) -> list[int]:
     return [i for i in range(root + 1) if seen[i]]
 
 
-def trace(output: Tensor) -> Graph:
+def trace(output: Tensor, flow: Any = None) -> Graph:
     """The graph of every node that `output` depends on, in tape order.
 
     After ``backward(keep_grads=True)`` nodes and edges carry ``grad_norm``. Linear in nodes +
@@ -135,6 +135,8 @@ def trace(output: Tensor) -> Graph:
     ----------
     output : Tensor
         A tensor made by recorded ops (usually the loss).
+    flow : tg.flow result, optional
+        Becomes the graph attribute ``flow`` (per-loss-term flow, spectra).
 
     Returns
     -------
@@ -156,11 +158,11 @@ def trace(output: Tensor) -> Graph:
         raise ValueError("trace: this tensor was not made by recorded ops (a leaf, or made under "
                          "no_grad() or from constants only): there is no graph to trace")
     with gc_paused():
-        graph = _records(tape, output)
+        graph = _records(tape, output, flow)
     return graph
 
 
-def _records(tape: Tape, output: Tensor) -> Graph:
+def _records(tape: Tape, output: Tensor, flow: Any) -> Graph:
     order = _reachable(tape, output._idx)
     new_id = {old: k for k, old in enumerate(order)}
     nodes: list[dict] = []
@@ -216,4 +218,6 @@ def _records(tape: Tape, output: Tensor) -> Graph:
     out = new_id[output._idx]
     attrs = {"engine": "tinygraph", "version": _version(), "schema": SCHEMA_VERSION,
              "output": out, "loss": out if output.data.size == 1 else None}
+    if flow is not None:
+        attrs["flow"] = flow.to_attrs(new_id)
     return Graph(nodes, edges, attrs)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import defop, unbroadcast
+from .registry import defop, floating, unbroadcast
 
 _BCAST = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((), (2, 3))]
 
@@ -80,20 +80,22 @@ class Neg:
 
 
 @defop("pow", examples=lambda r: [([r.uniform(0.5, 2.0, (3, 4))], {"exponent": p})
-                                  for p in (2, 3, 0.5, -1.5)])
+                                  for p in (2, 3, 0.5, -1.5, 0)])
 class Pow:
     def forward(a, exponent):
         return a ** exponent, (a, exponent)
 
     def backward(g, saved, need):
         a, p = saved
+        if p == 0:  # d/da a**0 = 0 everywhere, also at a = 0 (where p * a**(p-1) is 0 * inf)
+            return (np.zeros_like(g),)
         return (g * p * a ** (p - 1),)
 
 
 @defop("exp", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Exp:
     def forward(a):
-        out = np.exp(a)
+        out = np.exp(floating(a))
         return out, (out,)
 
     def backward(g, saved, need):
@@ -103,6 +105,7 @@ class Exp:
 @defop("log", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
 class Log:
     def forward(a):
+        a = floating(a)
         return np.log(a), (a,)
 
     def backward(g, saved, need):
@@ -112,7 +115,7 @@ class Log:
 @defop("tanh", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Tanh:
     def forward(a):
-        out = np.tanh(a)
+        out = np.tanh(floating(a))
         return out, (out,)
 
     def backward(g, saved, need):
@@ -123,6 +126,7 @@ class Tanh:
 @defop("sigmoid", examples=lambda r: [([r.standard_normal((3, 4)) * 3], {})])
 class Sigmoid:
     def forward(a):
+        a = floating(a)
         e = np.exp(-np.abs(a))  # the two-branch form never overflows exp
         out = np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
         return out, (out,)
@@ -140,6 +144,88 @@ class Relu:
 
     def backward(g, saved, need):
         return (g * saved[0],)
+
+
+@defop("abs", examples=lambda r: [([r.standard_normal((3, 4)) + 0.05], {})])
+class Abs:
+    def forward(a):
+        return np.abs(a), (a,)
+
+    def backward(g, saved, need):
+        return (g * np.sign(saved[0]),)  # 0 at 0, as PyTorch
+
+
+@defop("sqrt", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
+class Sqrt:
+    def forward(a):
+        out = np.sqrt(floating(a))
+        return out, (out,)
+
+    def backward(g, saved, need):
+        return (g / (2 * saved[0]),)
+
+
+@defop("log1p", examples=lambda r: [([r.uniform(-0.5, 3.0, (3, 4))], {})])
+class Log1p:
+    def forward(a):
+        a = floating(a)
+        return np.log1p(a), (a,)
+
+    def backward(g, saved, need):
+        return (g / (1 + saved[0]),)
+
+
+@defop("clamp", examples=lambda r: [([r.standard_normal((3, 4))], k) for k in
+                                    ({"min": -0.5, "max": 0.5}, {"min": 0.1}, {"max": -0.2})])
+class Clamp:
+    """Clip to [min, max] (either may be None); the gradient passes where min <= a <= max."""
+
+    def forward(a, min=None, max=None):
+        out = a
+        if min is not None:
+            out = np.maximum(out, np.asarray(min, dtype=a.dtype))
+        if max is not None:
+            out = np.minimum(out, np.asarray(max, dtype=a.dtype))
+        return out, (a, min, max)
+
+    def backward(g, saved, need):
+        a, lo, hi = saved
+        keep = np.ones(a.shape, dtype=bool)
+        if lo is not None:
+            keep &= a >= lo
+        if hi is not None:
+            keep &= a <= hi
+        return (g * keep,)
+
+
+def _share(a, b, wins, dtype):
+    """Weight of `a` in an elementwise max/min: 1 where it wins, 1/2 on ties (as PyTorch)."""
+    return (wins(a, b) + 0.5 * (a == b)).astype(dtype, copy=False)
+
+
+def _pick_backward(wins):
+    def backward(g, saved, need):
+        a, b = saved
+        wa = _share(a, b, wins, g.dtype)
+        return (unbroadcast(g * wa, a.shape) if need[0] else None,
+                unbroadcast(g * (1 - wa), b.shape) if need[1] else None)
+    return backward
+
+
+@defop("maximum", examples=_pairs)
+class Maximum:
+    def forward(a, b):
+        return np.maximum(a, b), (a, b)
+
+    backward = staticmethod(_pick_backward(np.greater))
+
+
+@defop("minimum", examples=_pairs)
+class Minimum:
+    def forward(a, b):
+        return np.minimum(a, b), (a, b)
+
+    backward = staticmethod(_pick_backward(np.less))
 
 
 def _matmul_examples(r):
@@ -219,15 +305,30 @@ class Mean:
         return (np.broadcast_to(_expand(g, shape, axis, keepdims) / n, shape),)
 
 
-@defop("max", examples=lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)
-                                  for s, k in _RED[:3]])
-class Max:
+def _extreme(reduce):
+    """Forward and backward of a max or min reduction; the gradient goes to the elements equal
+    to the result, and ties share it."""
     def forward(a, axis=None, keepdims=False):
-        out = np.max(a, axis=axis, keepdims=keepdims)
+        out = reduce(a, axis=axis, keepdims=keepdims)
         return out, (a, out, axis, keepdims)
 
     def backward(g, saved, need):
         a, out, axis, keepdims = saved
         mask = a == _expand(out, a.shape, axis, keepdims)
-        count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True).astype(a.dtype)  # ties share
+        count = np.sum(mask, axis=_axes(axis, a.ndim), keepdims=True).astype(a.dtype)
         return (mask * (_expand(g, a.shape, axis, keepdims) / count),)
+    return staticmethod(forward), staticmethod(backward)
+
+
+_EXTREME = lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)  # noqa: E731
+                      for s, k in _RED[:3]]
+
+
+@defop("max", examples=_EXTREME)
+class Max:
+    forward, backward = _extreme(np.max)
+
+
+@defop("min", examples=_EXTREME)
+class Min:
+    forward, backward = _extreme(np.min)

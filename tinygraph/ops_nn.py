@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import defop
+from .registry import defop, floating
 
 
 @defop("softmax", examples=lambda r: [([r.standard_normal((3, 5))], {"axis": -1}),
                                       ([r.standard_normal((3, 5))], {"axis": 0})])
 class Softmax:
     def forward(a, axis=-1):
+        a = floating(a)
         e = np.exp(a - np.max(a, axis=axis, keepdims=True))
         out = e / np.sum(e, axis=axis, keepdims=True)
         return out, (out, axis)
@@ -26,6 +27,7 @@ class Softmax:
 @defop("log_softmax", examples=lambda r: [([r.standard_normal((3, 5))], {"axis": -1})])
 class LogSoftmax:
     def forward(a, axis=-1):
+        a = floating(a)
         shifted = a - np.max(a, axis=axis, keepdims=True)
         out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
         return out, (out, axis)
@@ -35,16 +37,21 @@ class LogSoftmax:
         return (g - np.exp(out) * np.sum(g, axis=axis, keepdims=True),)
 
 
-def _check_targets(logits, targets):
+def _check_targets(logits, targets, ignore_index=None):
     if targets.dtype.kind not in "iu":
         raise TypeError(f"targets must be integer class ids, got dtype {targets.dtype}")
     if targets.shape != logits.shape[:-1]:
         raise ValueError(f"targets of shape {targets.shape} do not match logits of shape "
                          f"{logits.shape} (expected targets of shape {logits.shape[:-1]})")
     k = logits.shape[-1]
-    if targets.size and (targets.min() < 0 or targets.max() >= k):
-        bad = targets[(targets < 0) | (targets >= k)].ravel()[0]
-        raise ValueError(f"target {bad} is out of range for {k} classes (expected 0..{k - 1})")
+    bad = (targets < 0) | (targets >= k)
+    if ignore_index is not None:
+        bad &= targets != ignore_index
+    if targets.size and bad.any():
+        raise ValueError(f"target {targets[bad].ravel()[0]} is out of range for {k} classes "
+                         f"(expected 0..{k - 1}"
+                         + (f", or ignore_index={ignore_index})" if ignore_index is not None
+                            else ")"))
 
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -57,30 +64,48 @@ def _check_reduction(reduction):
 
 @defop("cross_entropy", examples=lambda r: [
     ([r.standard_normal((4, 5)), r.integers(0, 5, 4)], {"reduction": red})
-    for red in _REDUCTIONS] + [([r.standard_normal(5), np.array(2)], {})])
+    for red in _REDUCTIONS] + [([r.standard_normal(5), np.array(2)], {})] + [
+    ([r.standard_normal((4, 5)), np.array([1, -100, 3, 0])], {"reduction": red})
+    for red in ("mean", "none")] + [
+    ([r.standard_normal((4, 5)), np.array([1, 2, 3, 2])], {"ignore_index": 2})])
 class CrossEntropy:
-    def forward(logits, targets, reduction="mean"):
+    """Softmax cross-entropy; targets equal to `ignore_index` add nothing (as PyTorch: the mean
+    is over the other targets, NaN when none is left; their `none` entries are 0)."""
+
+    def forward(logits, targets, reduction="mean", ignore_index=-100):
         _check_reduction(reduction)
-        _check_targets(logits, targets)
+        logits = floating(logits)
+        _check_targets(logits, targets, ignore_index)
         shape = targets.shape
         k = logits.shape[-1]
         z2 = logits.reshape(-1, k)                   # (N, K): any leading shape, flattened
         t = targets.reshape(-1)
+        keep = None
+        if (t == ignore_index).any():
+            keep = t != ignore_index
+            t = np.where(keep, t, 0)                 # any valid class; the row is zeroed below
         rows = np.arange(t.size)
         shifted = z2 - np.max(z2, axis=-1, keepdims=True)
         e = np.exp(shifted)
         z = np.sum(e, axis=-1)
         p = e / z[:, None]                           # softmax: the only saved buffer
         losses = np.log(z) - shifted[rows, t]
-        n = max(losses.size, 1)
-        out = losses.reshape(shape) if reduction == "none" else \
-            losses.sum() / (n if reduction == "mean" else 1)
-        return np.asarray(out, dtype=logits.dtype), (p, t, reduction, n, logits.shape)
+        if keep is None:
+            n = max(losses.size, 1)
+        else:
+            losses = losses * keep
+            n = int(keep.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = losses.reshape(shape) if reduction == "none" else \
+                losses.sum() / (n if reduction == "mean" else 1)
+        return np.asarray(out, dtype=logits.dtype), (p, t, reduction, n, logits.shape, keep)
 
     def backward(g, saved, need):
-        p, t, reduction, n, shape = saved
+        p, t, reduction, n, shape, keep = saved
         d = p.copy()
         d[np.arange(t.size), t] -= 1.0               # softmax - onehot
+        if keep is not None:
+            d *= keep[:, None]
         if reduction == "none":
             d *= g.reshape(-1, 1)
         else:
@@ -96,6 +121,7 @@ class NllLoss:
 
     def forward(logp, targets, reduction="mean"):
         _check_reduction(reduction)
+        logp = floating(logp)
         _check_targets(logp, targets)
         k = logp.shape[-1]
         t = targets.reshape(-1)
@@ -118,6 +144,7 @@ class NllLoss:
 class MseLoss:
     def forward(pred, target, reduction="mean"):
         _check_reduction(reduction)
+        pred, target = floating(pred), floating(target)
         if pred.shape != target.shape:
             raise ValueError(f"prediction of shape {pred.shape} and target of shape "
                              f"{target.shape} differ")
@@ -139,6 +166,8 @@ class Embedding:
     def forward(weight, ids):
         if ids.dtype.kind not in "iu":
             raise TypeError(f"ids must be integers, got dtype {ids.dtype}")
+        if weight.ndim != 2:
+            raise ValueError(f"the table must be 2-D (V, D), got shape {weight.shape}")
         v = weight.shape[0]
         if ids.size and (ids.min() < 0 or ids.max() >= v):
             raise ValueError(f"ids must lie in [0, {v}) for a table of {v} rows, got min "

@@ -22,13 +22,58 @@ class Reshape:
 
 
 @defop("transpose", examples=lambda r: [([r.standard_normal((3, 4))], {"axes": None}),
-                                        ([r.standard_normal((2, 3, 4))], {"axes": (1, 2, 0)})])
+                                        ([r.standard_normal((2, 3, 4))], {"axes": (1, 2, 0)}),
+                                        ([r.standard_normal((2, 3, 4))], {"axes": (-1, 0, 1)})])
 class Transpose:
     def forward(a, axes=None):
-        return np.transpose(a, axes), (None if axes is None else tuple(np.argsort(axes)),)
+        out = np.transpose(a, axes)  # checks that `axes` is a permutation (negatives allowed)
+        if axes is None:
+            return out, (None,)
+        return out, (tuple(np.argsort([int(ax) % a.ndim for ax in axes])),)
 
     def backward(g, saved, need):
         return (np.transpose(g, saved[0]),)
+
+
+@defop("unsqueeze", examples=lambda r: [([r.standard_normal((3, 4))], {"axis": 1}),
+                                        ([r.standard_normal((3, 4))], {"axis": -1})])
+class Unsqueeze:
+    """A new axis of size 1 at `axis` (as torch.unsqueeze / numpy.expand_dims)."""
+
+    def forward(a, axis):
+        return np.expand_dims(a, axis), (a.shape,)
+
+    backward = Reshape.backward
+
+
+@defop("squeeze", examples=lambda r: [([r.standard_normal((3, 1, 4))], {"axis": None}),
+                                      ([r.standard_normal((3, 1, 4))], {"axis": -2}),
+                                      ([r.standard_normal((3, 1, 4))], {"axis": 0})])
+class Squeeze:
+    """Drop axes of size 1 (all of them when `axis` is None). As in PyTorch, an `axis` whose size
+    is not 1 is left as it is."""
+
+    def forward(a, axis=None):
+        if axis is not None:
+            axes = (axis,) if np.isscalar(axis) else tuple(axis)
+            axis = tuple(ax for ax in axes if a.shape[ax] == 1)
+        return np.squeeze(a, axis), (a.shape,)
+
+    backward = Reshape.backward
+
+
+@defop("astype", examples=lambda r: [([r.standard_normal((2, 3))], {"dtype": np.float64})],
+       casts=True)
+class Astype:
+    """The same values in another float dtype; the gradient is cast back to the input's dtype.
+    (`ops.astype` cuts the graph before a cast to a non-float dtype: integers take no
+    gradient.)"""
+
+    def forward(a, dtype):
+        return a.astype(dtype), (a.dtype,)
+
+    def backward(g, saved, need):
+        return (g.astype(saved[0]),)
 
 
 def _is_basic(index) -> bool:

@@ -11,7 +11,9 @@ A primitive is a class with two plain functions:
 - ``backward(g, saved, need) -> tuple``: one gradient per array input (``None`` where there is
   none or where ``need[i]`` is False), already reduced to that input's shape.
 
-Ops with no gradient (argmax, one_hot, detach) set ``backward = None``. Keeping `saved` a plain
+Ops with no gradient (argmax, one_hot, detach) set ``backward = None``. Ops that only make sense
+on real numbers (exp, tanh, the losses, ...) call `floating` on their inputs: an integer tensor
+is promoted to the default float dtype instead of being truncated. Keeping `saved` a plain
 tuple rather than a closure matters: tuples of arrays drop out of Python's garbage collector, so a
 tape of 10^5 nodes costs the collector almost nothing.
 """
@@ -22,17 +24,25 @@ from typing import Callable
 import numpy as np
 
 OPS: dict[str, type] = {}
+DEFAULT_DTYPE = np.float64  # what Python floats, and integers meeting a float op, become
 
 
-def defop(name: str, examples: Callable[[np.random.Generator], list] | None = None) -> Callable:
+def defop(name: str, examples: Callable[[np.random.Generator], list] | None = None,
+          casts: bool = False, public: bool = True) -> Callable:
     """Register an op class under `name` (a lowercase numpy-style name, the node's `op`).
 
     `examples(rng)` returns ``[(list of input arrays, dict of static kwargs), ...]`` for tests.
+    `casts` marks an op whose output dtype is an argument (``astype``), not its input's.
+    Every op has a public function of the same name (`tinygraph.ops`, checked at import), except
+    the model-level primitives that `tinygraph.nn` records for its modules (``public=False``,
+    e.g. ``elman_scan``): users reach those through the module, not as a function.
     """
     def wrap(cls: type) -> type:
         if name in OPS:
             raise ValueError(f"defop: op {name!r} is registered twice")
         cls.name = name
+        cls.casts = casts
+        cls.public = public
         cls.differentiable = getattr(cls, "backward", None) is not None
         if not hasattr(cls, "backward"):
             cls.backward = None
@@ -40,6 +50,11 @@ def defop(name: str, examples: Callable[[np.random.Generator], list] | None = No
         OPS[name] = cls
         return cls
     return wrap
+
+
+def floating(a: np.ndarray) -> np.ndarray:
+    """`a` itself when it holds floats, else `a` promoted to the default float dtype."""
+    return a if a.dtype.kind == "f" else a.astype(DEFAULT_DTYPE)
 
 
 def unbroadcast(g: np.ndarray, shape: tuple) -> np.ndarray:

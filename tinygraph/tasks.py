@@ -17,6 +17,7 @@ seed=...)`` returning a `TrainResult`. `TASKS` lists them with their metric and 
 | seq2seq | Seq2Seq | exact-match rate of greedy reversal | ~0 |
 | deep | DeepRNN (3 kinds) | bits per character | unigram entropy |
 | recursive | RecursiveNN | accuracy of sum mod 3 of a tree | 1/3 |
+| recall | RNN / LSTM / GRU | accuracy recalling the first symbol after k distractors | 1/4 |
 """
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ __all__ = ["TrainResult", "Task", "TASKS", "train_dynamical", "train_elman", "tr
            "train_jordan", "train_bidirectional", "train_seq2seq", "train_deep",
            "train_recursive", "make_dynamical_data", "make_char_data", "make_majority_data",
            "make_jordan_data", "make_bidirectional_data", "make_seq2seq_data",
-           "make_recursive_data", "bits_per_char"]
+           "make_recursive_data", "bits_per_char", "train_recall", "compare_recall",
+           "make_recall_data", "open_keep_gate", "RECALL_ARCHS"]
 
 
 @dataclass
@@ -97,6 +99,23 @@ def _fit(model: nn.Module, steps: int, lr: float, batch_loss: Callable[[int], tg
     return history, time.perf_counter() - start
 
 
+def _fit_last(model: nn.Module, x: np.ndarray, y: np.ndarray, steps: int, lr: float, seed: int,
+              batch: int) -> tuple[list, float]:
+    """`_fit` of a sequence classifier: cross-entropy of its last output on random batches."""
+    rng = np.random.default_rng(seed)
+
+    def batch_loss(i):
+        idx = rng.integers(0, len(y), batch)
+        return tg.cross_entropy(model(x[idx]).last, y[idx])
+    return _fit(model, steps, lr, batch_loss)
+
+
+def _last_accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    """Accuracy of argmax of the last output, without recording."""
+    with tg.no_grad():
+        return float((model(x).last.data.argmax(-1) == y).mean())
+
+
 def _accuracy(logits: list, y: np.ndarray, mask: np.ndarray | None = None) -> float:
     pred = np.stack([o.data.argmax(-1) for o in logits], axis=1)
     ok = pred == y
@@ -155,12 +174,8 @@ def bits_per_char(model: nn.Module, ids: np.ndarray, chunk: int = 100) -> float:
     with tg.no_grad():
         for s in range(0, x.shape[1], chunk):
             xs, ys = x[:, s:s + chunk], y[:, s:s + chunk]
-            if isinstance(model, nn.DeepRNN):
-                out = model(xs, state=state)
-                state = out.states
-            else:
-                out = model(xs, h0=state)
-                state = out.h[-1]
+            out = model(xs, state=state)
+            state = out.state
             total += nn.sequence_loss(out.o, ys, reduction="sum").item()
     return total / (x.shape[1] * np.log(2.0))
 
@@ -208,14 +223,8 @@ def train_last(steps: int = 300, seed: int = 0, hidden: int = 24, lr: float = 0.
     """`RNN(output="last")` (fig. 10.5) labelling a whole sequence; score: held-out accuracy."""
     d = make_majority_data(seed)
     model = nn.RNN(3, hidden, 2, output="last", rng=seed)
-    rng = np.random.default_rng(seed)
-
-    def batch_loss(i):
-        idx = rng.integers(0, len(d["y"]), 64)
-        return tg.cross_entropy(model(d["x"][idx]).last, d["y"][idx])
-    history, sec = _fit(model, steps, lr, batch_loss)
-    with tg.no_grad():
-        acc = float((model(d["test_x"]).last.data.argmax(-1) == d["test_y"]).mean())
+    history, sec = _fit_last(model, d["x"], d["y"], steps, lr, seed, batch=64)
+    acc = _last_accuracy(model, d["test_x"], d["test_y"])
     return TrainResult(model, history, acc, "held-out accuracy", 0.5, True, sec)
 
 
@@ -371,6 +380,63 @@ def train_recursive(steps: int = 600, seed: int = 0, hidden: int = 32, lr: float
                        {"larger_trees_accuracy": acc[1]})
 
 
+# ------------------------------------------------------------------------------------------------
+# 9. long-range memory: recall the first symbol after k distractors, RNN vs LSTM vs GRU
+# ------------------------------------------------------------------------------------------------
+
+RECALL_ARCHS = ("RNN", "LSTM", "GRU")
+
+
+def make_recall_data(seed: int = 0, k: int = 15, K: int = 4, distractors: int = 4) -> dict:
+    """Training sequences at lag k; held-out sets at lags k, 2k and 4k (``test[lag]``)."""
+    x, y = D.recall_first(2000, k, K, distractors, seed=seed)
+    test = {lag: D.recall_first(500, lag, K, distractors, seed=seed + 1000 + lag)
+            for lag in (k, 2 * k, 4 * k)}
+    return {"x": x, "y": y, "test": test, "K": K, "vocab": K + distractors, "k": k}
+
+
+def open_keep_gate(model: nn.Module, bias: float) -> None:
+    """Add `bias` to the keep gate of a gated cell: the LSTM's forget gate f, the GRU's update
+    gate z (block 1 of PyTorch's gate order in both), so the state is carried from the start.
+
+    The LSTM's forget-gate bias (Gers et al., 2000; +1 in Jozefowicz et al., 2015; "chrono"
+    initialisation, Tallec & Ollivier, 2018, about log of the lag) is the usual remedy for an
+    LSTM that otherwise forgets at the rate of a half per step at initialisation.
+    """
+    H = model.hidden_size
+    model.cell.bias_ih.data[H:2 * H] += bias
+
+
+def train_recall(arch: str = "LSTM", steps: int = 300, seed: int = 0, k: int = 15,
+                 hidden: int = 16, lr: float = 0.02, keep_bias: float = 3.0) -> TrainResult:
+    """`RNN`, `LSTM` or `GRU` (``output="last"``) recalling the first of k + 1 symbols.
+
+    The loss sits at the last step, so the symbol's only way to the output is through every
+    state; trained at lag k, each model is scored on held-out sequences at lags k, 2k and 4k
+    (``extra["accuracy_by_lag"]``): a vanilla RNN's memory fades or is overwritten by the
+    distractors, the gated cells' is kept by their keep gates (`open_keep_gate` with
+    `keep_bias`; 0 leaves PyTorch's initialisation). Score: held-out accuracy at lag k.
+    """
+    if arch not in RECALL_ARCHS:
+        raise ValueError(f"train_recall: arch must be one of {RECALL_ARCHS}, got {arch!r}")
+    d = make_recall_data(seed, k)
+    model = getattr(nn, arch)(d["vocab"], hidden, d["K"], output="last", rng=seed,
+                              name=arch.lower())
+    if arch != "RNN" and keep_bias:
+        open_keep_gate(model, keep_bias)
+    history, sec = _fit_last(model, d["x"], d["y"], steps, lr, seed, batch=32)
+    acc = {lag: _last_accuracy(model, x, y) for lag, (x, y) in d["test"].items()}
+    return TrainResult(model, history, acc[k], "held-out accuracy", 1.0 / d["K"], True, sec,
+                       {"accuracy_by_lag": acc, "keep_bias": keep_bias if arch != "RNN" else None})
+
+
+def compare_recall(steps: int = 300, seed: int = 0, k: int = 15, **kwargs: Any
+                   ) -> dict[str, TrainResult]:
+    """`train_recall` for each of RNN, LSTM, GRU with the same data, seed and budget."""
+    return {arch: train_recall(arch, steps=steps, seed=seed, k=k, **kwargs)
+            for arch in RECALL_ARCHS}
+
+
 TASKS: dict[str, Task] = {t.name: t for t in [
     Task("dynamical", "DynamicalSystem", "learn the map of a 2-D tanh system",
          make_dynamical_data, train_dynamical),
@@ -386,4 +452,6 @@ TASKS: dict[str, Task] = {t.name: t for t in [
          make_char_data, train_deep),
     Task("recursive", "RecursiveNN", "sum mod 3 of a tree's leaves", make_recursive_data,
          train_recursive),
+    Task("recall", "RNN / LSTM / GRU", "recall the first symbol after k distractors",
+         make_recall_data, train_recall),
 ]}

@@ -53,9 +53,10 @@ def _flat(state: State) -> list[Tensor]:
     return list(state) if isinstance(state, (list, tuple)) else [state]
 
 
-def _pack(like: State, values: list[np.ndarray]) -> State:
-    leaves = [tg.tensor(v, name="h") for v in values]
-    return leaves if isinstance(like, (list, tuple)) else leaves[0]
+def _pack(like: State, values: list[np.ndarray], names: list) -> State:
+    """The stored state as new leaves (the cut), named as the model named them (h, c)."""
+    leaves = [tg.tensor(v, name=n) for v, n in zip(values, names)]
+    return type(like)(leaves) if isinstance(like, (list, tuple)) else leaves[0]
 
 
 def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, length: int,
@@ -105,12 +106,13 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
         params = optimizer.params
     values = [np.array(s.data if isinstance(s, Tensor) else s) for s in _flat(state0)]
     kept: dict[int, list] = {0: values}          # t -> values of the state after step t
+    names = ["h"] * len(values)                  # the leaves' names until a step names them
     res = TBPTTResult()
     done = 0
     while done < length:
         end = min(done + k1, length)
         start = max(0, end - k2)
-        state = _pack(state0, kept[start])
+        state = _pack(state0, kept[start], names)
         losses = []
         for t in range(start + 1, end + 1):
             with tg.step(t):
@@ -118,6 +120,7 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
             if t > done:
                 losses.append(loss_t)
             kept[t] = [s.data for s in _flat(state)]
+            names = [s.name or n for s, n in zip(_flat(state), names)]
         if optimizer is not None:
             optimizer.zero_grad()
         total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()
@@ -144,7 +147,8 @@ def sequence_step(model: Any, x: Any, y: Any, reduction: str = "mean"
 
     Parameters
     ----------
-    model : nn.RNN (with outputs at every step) or nn.DeepRNN
+    model : nn.RNN, nn.LSTM, nn.GRU (with outputs at every step) or nn.DeepRNN
+        Anything with ``step(x_t, state)``, ``top(state)`` and ``readout(h)``.
     x : ids (B, T) or floats (B, T, D)
         The stream's inputs.
     y : int array (B, T)
@@ -153,28 +157,20 @@ def sequence_step(model: Any, x: Any, y: Any, reduction: str = "mean"
         Per-step loss averaged or summed over the batch.
     """
     from . import nn
-    from .nn.rnn import SequenceInput
-    seq = SequenceInput(model, x, model.input_size)
+    seq = nn.loop.SequenceInput(model, x, model.input_size)
     y = np.asarray(y)
     if y.shape != (seq.batch, seq.length) or y.dtype.kind not in "iu":
         raise ValueError(f"sequence_step: expected int targets y of shape "
                          f"({seq.batch}, {seq.length}), got {y.shape} {y.dtype}")
-    if isinstance(model, nn.DeepRNN):
-        def advance(state: State, xt: Tensor) -> tuple[State, Tensor]:
-            state = model.step(xt, state)
-            return state, state[-1]
-    elif isinstance(model, nn.RNN) and model.output == "every" and model.output_size:
-        def advance(state: State, xt: Tensor) -> tuple[State, Tensor]:
-            h = model.cell(xt, state)
-            return h, h
-    else:
-        raise TypeError(f"sequence_step: expected an nn.RNN with output='every' or an "
-                        f"nn.DeepRNN with outputs, got {type(model).__name__}")
+    if not (isinstance(model, nn.Recurrent) and model.output_size
+            and getattr(model, "output", "every") == "every"):
+        raise TypeError(f"sequence_step: expected an nn.RNN, nn.LSTM or nn.GRU with outputs at "
+                        f"every step, or an nn.DeepRNN with outputs; got {type(model).__name__}")
 
     def step(state: State, t: int) -> tuple[State, Tensor]:
         with tg.scope(model.name):
-            state, top = advance(state, seq.at(t))
-            o = (top @ model.V.T + model.c).named("o")                      # (B, K)
+            state = model.step(seq.at(t), state)
+            o = model.readout(model.top(state))                             # (B, K)
             loss = tg.cross_entropy(o, y[:, t - 1], reduction=reduction).named("L")
         return state, loss
     return step

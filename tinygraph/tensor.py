@@ -2,7 +2,13 @@
 
 Flow: model code calls ops on Tensors -> `apply` runs the op's forward and appends a Node to the
 current tape -> backward sweeps that tape. This module holds the Tensor class, `apply` (the one
-hot path every op goes through) and the creation functions.
+hot path every op goes through) and the creation functions. It imports only the tape (and the
+anomaly checks): the Tensor methods that need the ops or the sweep (``backward``, ``detach``,
+the operators) are installed by `ops` and `autograd`, which build on this module.
+
+What copies and what shares (as in PyTorch): `tensor()` and `Parameter()` copy the data they
+are given; `as_tensor()` and `from_numpy()` share it (no copy when the dtype already fits), as
+does the low-level ``Tensor(data)`` constructor.
 """
 from __future__ import annotations
 
@@ -13,9 +19,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from . import tape as _tp
-from .tape import Tape, current_state
+from .anomaly import check_forward
+from .registry import DEFAULT_DTYPE
+from .tape import Meta, Tape, current_state
 
-DEFAULT_DTYPE = np.float64
 _SCALARS = (numbers.Number, np.generic)
 
 
@@ -35,19 +42,12 @@ class Tensor:
 
     # op outputs never set `_hooks` (their hooks live on the tape): read it with getattr
     __slots__ = ("data", "_grad", "requires_grad", "_name", "_tape", "_idx", "_hooks", "_born",
-                 "__weakref__")
+                 "_version", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, name: str | None = None,
                  dtype: Any = None) -> None:
-        if isinstance(data, Tensor):
-            data = data.data
-        arr = np.asarray(data, dtype=dtype)
-        if dtype is None and arr.dtype.kind in "fc" and arr.dtype != np.float32:
-            arr = arr.astype(DEFAULT_DTYPE, copy=False)
-        elif dtype is None and arr.dtype.kind not in "fiub":
-            raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} "
-                            f"(numpy dtype {arr.dtype}); expected numbers")
+        arr = to_array(data, dtype, "tensor")
         if requires_grad and arr.dtype.kind != "f":
             raise TypeError(f"tensor: requires_grad=True needs a floating dtype, got {arr.dtype} "
                             f"(integer tensors hold indices and targets and never take gradients)")
@@ -59,6 +59,7 @@ class Tensor:
         self._idx = -1
         self._hooks: list | None = None
         self._born = current_state().step  # the step this tensor was made in (its leaf's step)
+        self._version = 0  # bumped by in-place updates (optimizers), checked by backward
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -71,6 +72,21 @@ class Tensor:
     @grad.setter
     def grad(self, value: np.ndarray | None) -> None:
         self._grad = None if value is None else np.asarray(value)
+
+    @property
+    def version(self) -> int:
+        """How many times the value was changed in place (by an optimizer step, `load_state_dict`
+        or `mark_modified`). Backward refuses a graph whose saved arrays changed since recording."""
+        return self._version
+
+    def mark_modified(self) -> "Tensor":
+        """Record that `.data` was changed in place (what optimizers do); returns self.
+
+        Write through ``t.data[...] = ...`` and then call this, so that a backward through a
+        graph that saved the old values raises instead of silently using the new ones.
+        """
+        self._version += 1
+        return self
 
     @property
     def name(self) -> str | None:
@@ -107,6 +123,14 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The value as a numpy array (shared, not copied)."""
         return self.data
+
+    def float(self) -> "Tensor":
+        """This tensor as float32 (a recorded `astype`; the gradient is cast back)."""
+        return self.astype(np.float32)
+
+    def double(self) -> "Tensor":
+        """This tensor as float64 (a recorded `astype`; the gradient is cast back)."""
+        return self.astype(np.float64)
 
     def item(self) -> float | int:
         """The value of a one-element tensor as a Python number."""
@@ -148,16 +172,8 @@ class Tensor:
         body = np.array2string(self.data, precision=4, threshold=8, edgeitems=2)
         return f"Tensor({body}, {', '.join(parts)})"
 
-    # -- graph helpers ------------------------------------------------------------------------------
-    def detach(self) -> "Tensor":
-        """The same values, cut from the graph: no gradient flows back through it.
-
-        Inside a live graph the cut is recorded (a ``detach`` node) so views can draw it dashed;
-        a tensor from a graph that was already backpropagated becomes a plain leaf.
-        """
-        from .ops import detach
-        return detach(self)
-
+    # -- graph helpers (``backward``, ``detach``, ``astype`` and the operators are installed by
+    #    `autograd` and `ops`, which import this module: the imports run one way) --------------
     def retain_grad(self) -> "Tensor":
         """Keep this non-leaf tensor's gradient in `.grad` after backward."""
         if self._tape is None:
@@ -180,23 +196,6 @@ class Tensor:
             self._hooks.append(fn)
         return fn
 
-    def backward(self, grad: Any = None, retain_graph: bool = False,
-                 keep_grads: bool = False) -> None:
-        """Backpropagate from this tensor: one reverse sweep over its tape.
-
-        Parameters
-        ----------
-        grad : array_like, optional
-            dL/d(self); required unless self holds one element.
-        retain_graph : bool
-            Keep the saved buffers so backward can run through this graph again.
-        keep_grads : bool
-            Keep every node's gradient (``t.grad`` on any tensor) and the norm of every edge's
-            gradient contribution, for `trace` and gradient-flow views.
-        """
-        from .autograd import backward
-        backward(self, grad, retain_graph=retain_graph, keep_grads=keep_grads)
-
     def zero_grad(self) -> None:
         self._grad = None
 
@@ -214,17 +213,21 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     """
     key = id(t)
     idx = tape.leaves.get(key)
+    version = t._version
     if idx is not None:
         ref = tape.foreign.get(idx)
-        if ref is None or ref() is t:
+        if ref is None and version == tape.versions.get(idx, 0) or ref is not None and ref() is t:
             return idx
+    # a new node: first use, or first use since the leaf was changed in place (the ops before
+    # saved the old values; backward checks them against the version recorded here)
     idx = len(tape.ops)
     name = t._name
     leaf = t
     st = current_state()
     if t._tape is not None:  # made on another (released) tape: an input here, with no way back
         kind = "input"
-        _, _, _, scope, step, _ = t._tape.meta[t._idx]
+        m = Meta._make(t._tape.meta[t._idx])
+        scope, step = m.scope, m.step
         if t.requires_grad:
             tape.external.add(idx)
         tape.foreign[idx] = weakref.ref(t)
@@ -240,6 +243,8 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     tape.saved.append(None)
     tape.need.append(())
     tape.meta.append((t.data.shape, t.data.dtype, kind, scope, step, t.requires_grad))
+    if version:  # absent means 0: the common case costs nothing
+        tape.versions[idx] = version
     if name is not None:
         tape.names[idx] = name
     tape.leaf[idx] = leaf
@@ -272,7 +277,6 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     if out.__class__ is not np.ndarray:
         out = np.asarray(out)
     if st.anomaly:
-        from .debug import check_forward
         check_forward(op.name, tensors, out)
     res = _new(Tensor)
     res.data = out
@@ -280,6 +284,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     res._born = st.step
     res.requires_grad = False
     res._idx = -1
+    res._version = 0  # every tensor has one: an untracked output can be a leaf later
     if not st.grad_enabled:
         return res
     home = st.home
@@ -291,27 +296,42 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     ids = []
     need = []
     track = req = False
+    other = None
     for t in tensors:
         tt = t._tape
         if tt is tape:
             ids.append(t._idx)
             track = True
         else:
-            if tt is not None and not tt.released:
-                track = True
+            if tt is not None:
+                if tt.released:
+                    other = tt
+                else:
+                    track = True
             ids.append(-1)
         r = t.requires_grad
         need.append(r)
         if r:
             track = req = True
+    if other is not None and max(ids) < 0 and other.owner == tape.owner:
+        # every recorded input comes from a tape a backward has swept: keep appending to it, so
+        # a second loss of that graph (multi-loss, multi-head) still reaches what that backward
+        # did not release; what it released raises when a backward reaches it. Only a tape of
+        # this thread / task: another's is never appended to (see tape.current_state)
+        tape = other
+        ids = [t._idx if t._tape is other else -1 for t in tensors]
+        track = True
     if not track:
         return res
-    leaves = tape.leaves
+    leaves, versions = tape.leaves, tape.versions
     for k, i in enumerate(ids):
         if i < 0:
             t = tensors[k]
             i = leaves.get(id(t))
-            ids[k] = i if i is not None and not tape.foreign else _leaf_index(tape, t)
+            # reuse the leaf's node unless it came from another tape or changed in place since
+            ids[k] = i if (i is not None and not tape.foreign
+                           and t._version == (versions.get(i, 0) if versions else 0)) \
+                else _leaf_index(tape, t)
     if op.backward is None:
         req = False
     idx = len(tape.ops)
@@ -321,8 +341,8 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     need = tuple(need)
     shape = out.shape
     # the same few `need` patterns and shapes recur on every step: share one object of each
-    tape.need.append(_INTERN.setdefault(need, need))
-    tape.meta.append((_INTERN.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
+    tape.need.append(_NEEDS.setdefault(need, need))
+    tape.meta.append((_SHAPES.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
     if st.source:
         _tp.record_source(tape, idx)
     if st.values and out.dtype.kind in "fc":
@@ -335,16 +355,58 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
 _new = object.__new__
 _running_loop, _ident = _tp._running_loop, _tp._ident
-_INTERN: dict[tuple, tuple] = {}
+# two tables, not one: (True,) == (1,) in Python, so a shared table handed a `need` tuple back as
+# the shape (1,) and the export wrote the shape [true]
+_NEEDS: dict[tuple, tuple] = {}
+_SHAPES: dict[tuple, tuple] = {}
 
 
-def as_tensor(x: Any, like: Tensor | None = None, op: str = "op") -> Tensor:
-    """Wrap a Python number or array as a constant (in `like`'s float dtype); pass Tensors on."""
+def to_array(data: Any, dtype: Any, who: str, copy: bool = False) -> np.ndarray:
+    """`data` as a numpy array of real numbers (float64 for floats unless `dtype` or float32).
+
+    Raises a TypeError / ValueError naming `who` for what cannot be a tensor: None, complex
+    numbers, objects and strings, ragged nested lists.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if data is None:
+        raise TypeError(f"{who}: got None; expected a number, a nested list of numbers or a "
+                        f"numpy array")
+    try:
+        arr = np.array(data, dtype=dtype, copy=True) if copy else np.asarray(data, dtype=dtype)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{who}: cannot make an array of numbers from {type(data).__name__} "
+                      f"({e}); expected a number, a rectangular nested list or a numpy array") \
+            from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{who}: complex values (dtype {arr.dtype}) are not supported; expected "
+                        f"real numbers (take .real or abs() first)")
+    if kind not in "fiub":
+        raise TypeError(f"{who}: cannot make a tensor from {type(data).__name__} (numpy dtype "
+                        f"{arr.dtype}); expected numbers (float, int or bool)")
+    if dtype is None and kind == "f" and arr.dtype != np.float32 and arr.dtype != DEFAULT_DTYPE:
+        arr = arr.astype(DEFAULT_DTYPE)
+    return arr
+
+
+def const(x: Any, like: Tensor | None = None, op: str = "op") -> Tensor:
+    """Wrap a Python number or array as a constant of an op; pass Tensors on.
+
+    The dtype rule (PyTorch's): a Python or numpy *scalar* (or 0-d array) is weak, it takes the
+    float dtype of the tensor it meets (``float32 * 2.5`` stays float32); an array with
+    dimensions is a tensor of its own dtype and promotes as numpy does (float32 with float64
+    gives float64).
+    """
     if isinstance(x, Tensor):
         return x
     if isinstance(x, _SCALARS) or isinstance(x, np.ndarray):
+        if isinstance(x, (str, bytes)):
+            raise TypeError(f"{op}{_tp.where()}: cannot combine a Tensor with a "
+                            f"{type(x).__name__} ({x!r}); expected a Tensor, a number or an array")
         dtype = None
-        if like is not None and like.data.dtype.kind == "f" and np.asarray(x).dtype.kind in "biuf":
+        if (like is not None and like.data.dtype.kind == "f" and np.ndim(x) == 0
+                and np.asarray(x).dtype.kind in "biuf"):
             dtype = like.data.dtype
         t = Tensor(x, dtype=dtype)
         t._name = "<const>"
@@ -356,6 +418,10 @@ def as_tensor(x: Any, like: Tensor | None = None, op: str = "op") -> Tensor:
 class Parameter(Tensor):
     """A named leaf tensor that requires grad: the weights a model learns.
 
+    The data is copied (as ``torch.nn.Parameter(torch.tensor(a))``): an optimizer step never
+    writes into the caller's array. Integer data without a `dtype` becomes float64; an explicit
+    non-float `dtype` is refused.
+
     Examples
     --------
     >>> W = Parameter(np.zeros((3, 3)), name="W")
@@ -364,8 +430,11 @@ class Parameter(Tensor):
     __slots__ = ()
 
     def __init__(self, data: Any, name: str | None = None, dtype: Any = None) -> None:
-        arr = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=dtype)
+        arr = to_array(data, dtype, "Parameter", copy=True)
         if arr.dtype.kind != "f":
+            if dtype is not None:
+                raise TypeError(f"Parameter: dtype must be a floating dtype (parameters take "
+                                f"gradients), got {arr.dtype}")
             arr = arr.astype(DEFAULT_DTYPE)
         super().__init__(arr, requires_grad=True, name=name)
 
@@ -379,35 +448,78 @@ class Parameter(Tensor):
 
 def tensor(data: Any, requires_grad: bool = False, name: str | None = None,
            dtype: Any = None) -> Tensor:
-    """Make a tensor from a number, a (nested) list or a numpy array (float64 by default)."""
-    return Tensor(data, requires_grad=requires_grad, name=name, dtype=dtype)
+    """A new tensor holding a copy of `data` (a number, a nested list or an array).
+
+    Floats become float64 unless they are float32 or `dtype` says otherwise. The data is copied,
+    as ``torch.tensor`` does: a later write to the caller's array does not change the tensor (use
+    `as_tensor` / `from_numpy` to share memory).
+
+    Examples
+    --------
+    >>> tensor([1.0, 2.0], requires_grad=True).dtype
+    dtype('float64')
+    """
+    return Tensor(to_array(data, dtype, "tensor", copy=True), requires_grad=requires_grad,
+                  name=name)
 
 
-def _shape(shape: Iterable[int] | int) -> tuple:
-    shp = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if any(not isinstance(s, (int, np.integer)) or s < 0 for s in shp):
-        raise ValueError(f"shape must be non-negative ints, got {shape!r}")
-    return shp
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """A tensor that shares `data`'s memory when it is already an array of a fitting dtype.
+
+    As ``torch.as_tensor``: no copy for a numpy array whose dtype is kept (float32, float64,
+    ints, bools), so writes to one show in the other; a Tensor is returned as it is.
+    """
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data
+    return Tensor(to_array(data, dtype, "as_tensor"))
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing the memory of the numpy array `array` (as ``torch.from_numpy``).
+
+    The dtype is kept as it is (a float16 array is refused: make it float32 or float64 first).
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy array, got {type(array).__name__}")
+    if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"from_numpy: dtype {array.dtype} is not supported without a copy; "
+                        f"expected float32 or float64 (or use tg.tensor, which converts)")
+    return Tensor(to_array(array, array.dtype, "from_numpy"))
+
+
+def _shape(args: tuple, who: str) -> tuple:
+    """A shape from ``f(2, 3)`` or ``f((2, 3))`` arguments, checked."""
+    shape = args[0] if len(args) == 1 and not isinstance(args[0], (int, np.integer)) else args
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{who}: shape must be ints or a tuple of ints, got {shape!r} "
+                        f"({type(shape).__name__})")
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in shape):
+        raise TypeError(f"{who}: shape must be ints, got {tuple(shape)!r}")
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{who}: shape must be non-negative, got {tuple(shape)!r}")
+    return tuple(int(s) for s in shape)
 
 
 def zeros(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
           name: str | None = None) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    shp = _shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    shp = _shape(shape, "zeros")
     return Tensor(np.zeros(shp, dtype=dtype), requires_grad=requires_grad, name=name)
 
 
 def ones(*shape: Any, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
          name: str | None = None) -> Tensor:
     """A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``."""
-    shp = _shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    shp = _shape(shape, "ones")
     return Tensor(np.ones(shp, dtype=dtype), requires_grad=requires_grad, name=name)
 
 
 def full(shape: Any, value: float, dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
          name: str | None = None) -> Tensor:
     """A tensor filled with `value`."""
-    return Tensor(np.full(_shape(shape), value, dtype=dtype), requires_grad=requires_grad,
+    return Tensor(np.full(_shape((shape,), "full"), value, dtype=dtype), requires_grad=requires_grad,
                   name=name)
 
 
@@ -423,7 +535,7 @@ def rng_from(rng: Any) -> np.random.Generator:
 def randn(*shape: Any, rng: Any = None, dtype: Any = DEFAULT_DTYPE, scale: float = 1.0,
           requires_grad: bool = False, name: str | None = None) -> Tensor:
     """Standard normal samples times `scale`, from a seed or Generator `rng`."""
-    shp = _shape(shape[0] if len(shape) == 1 and not isinstance(shape[0], int) else shape)
+    shp = _shape(shape, "randn")
     data = rng_from(rng).standard_normal(shp) * scale
     return Tensor(data.astype(dtype), requires_grad=requires_grad, name=name)
 
@@ -432,5 +544,5 @@ def uniform(shape: Any, low: float = 0.0, high: float = 1.0, rng: Any = None,
             dtype: Any = DEFAULT_DTYPE, requires_grad: bool = False,
             name: str | None = None) -> Tensor:
     """Uniform samples in [low, high), from a seed or Generator `rng`."""
-    data = rng_from(rng).uniform(low, high, _shape(shape))
+    data = rng_from(rng).uniform(low, high, _shape((shape,), "uniform"))
     return Tensor(data.astype(dtype), requires_grad=requires_grad, name=name)

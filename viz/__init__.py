@@ -6,25 +6,37 @@ saved JSON graphs and graphs from other engines converted to that schema.
 
 Modules, in the order data flows through them: ``schema`` (load, check), ``levels`` (variable
 level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
-``style`` and ``grads`` (looks, gradient overlays), ``unfolded`` (with ``tree`` for a recursive
-net recorded per node) / ``folded`` / ``graphical_model`` (the figures), ``render`` (files),
+``style`` and ``grads`` (looks, gradient overlays), ``figure`` (the Figure every view returns),
+``unfolded`` (with ``tree`` for a recursive net recorded per node) / ``folded`` /
+``graphical_model`` (the figures), ``html`` (the interactive page), ``render`` (files),
 ``diagnose`` and ``charts`` (gradient flow through time), ``__main__`` (command line).
 """
 from __future__ import annotations
 
+try:  # the optional extra: say how to get it, not a bare "No module named networkx"
+    import graphviz as _graphviz  # noqa: F401
+    import networkx as _networkx  # noqa: F401
+except ImportError as _exc:
+    raise ImportError(f"viz needs the Python package {_exc.name!r}, part of the optional extra "
+                      f"`viz`: pip install \"tinygraph[viz]\" (pictures also need Graphviz's "
+                      f"`dot` program: apt-get install graphviz)", name=_exc.name) from _exc
+
 from .charts import gradient_chart, param_contributions
 from .diagnose import Report, Series, diagnose, recurrent_series
+from .flowmap import flow_map
 from .fold import fold
 from .fold import fold as folded_graph
 from .folded import folded
 from .graphical_model import graphical_model
 from .levels import variable_level
-from .render import Figure, GraphvizNotFound, render
+from .figure import Figure, GraphvizError, GraphvizNotFound
+from .render import render
 from .schema import SchemaError, load, save_json
 from .unfolded import unfolded, unfolded_graph
 
 __all__ = [
-    "Figure", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose", "fold",
+    "Figure", "GraphvizError", "GraphvizNotFound", "Report", "SchemaError", "Series", "diagnose",
+    "flow_map", "fold",
     "folded", "folded_graph", "gradient_chart", "graphical_model", "load", "param_contributions",
     "recurrent_series", "render", "save_json", "unfolded", "unfolded_graph", "variable_level",
 ]

@@ -1,90 +1,116 @@
-"""Gradient flow through time, as numbers: per-step series and a vanishing/exploding verdict.
+"""Gradient flow through time, as numbers: one verdict, and every mark on the pictures, from here.
 
-Flow: recorded graph with ``grad_norm`` (after ``backward(keep_grads=True)``) -> viz.fold ->
-**viz.diagnose** -> a :class:`Report` (printed by the CLI and the gallery) and viz.charts.
+Flow: recorded graph (``grad_norm`` after ``backward(keep_grads=True)``; the ``flow`` graph
+attribute from ``tg.trace(loss, flow=tg.flow(...))``) -> viz.fold -> **viz.diagnose** -> a
+:class:`Report`, which viz.grads (overlay marks), viz.charts and viz.flowmap read.
 
-The recurrent variables are the roles of the folded variable-level graph that a delay edge
-enters (h, g, s, the o of an output recurrence). For each, ‖∂L/∂v(t)‖ is read per step; the
-*far end* is the step the gradient reaches last (the first step for a forward loop, the last
-for a backward one). Vanishing: the far end is below ``VANISH_RATIO`` times the series' maximum.
-Exploding: a norm above ``EXPLODE_NORM``, or the far end above ``1 / VANISH_RATIO`` times the
-near end.
+A *recurrent variable* is a role of the folded graph that carries state: the source of a delay
+edge that comes back to it (h -> h, h -> z -> h, g(t+1) -> g(t)). A delay edge from an input
+(teacher forcing feeds the true y(t-1) into h(t)) is no recurrence: no gradient flows through
+time there, and the report says so instead of measuring a gain.
+
+For each recurrent variable, :mod:`viz.horizon` compares the long-range part of the gradient
+with the local part of the same variable, never with the loss node: the *effective horizon* is
+how many steps back the flow from one loss term L(τ) stays at or above ``VANISH_RATIO`` of its
+local value. With a loss at every step and no exported flow, the total gradient mixes local and
+long-range terms and the report says it cannot judge (and how to export the flow).
+
+Verdicts: ``vanishing`` (horizon shorter than the sequence), ``exploding`` (the ratio grows past
+1 / VANISH_RATIO back through time, or a norm above ``EXPLODE_NORM``), ``non-finite``,
+``healthy``, ``undetermined``, ``no recurrence``, ``no gradients``.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any
 
 import networkx as nx
 
 from .fold import fold
-from .grads import EXPLODE_NORM, VANISH_RATIO
-from .schema import is_finite, load, sort_key
+from .levels import choose_level
+from .horizon import (EXPLODE_NORM, VANISH_RATIO, Finding, Series, flow_attrs, judge,
+                      match_flow, per_step, role_name)
+from .schema import is_finite, output_node, sort_key
 from .style import fmt
 
+__all__ = ["EXPLODE_NORM", "VANISH_RATIO", "Finding", "Report", "Series", "diagnose",
+           "recurrent_roles", "recurrent_series"]
 
-@dataclass(frozen=True)
-class Series:
-    """‖∂L/∂v(t)‖ for one recurrent variable v, by step."""
+ADVICE = {
+    "vanishing": "long-range dependencies beyond the horizon get almost no gradient: shorten the "
+                 "horizon the task needs (or train on shorter windows), use a gated cell "
+                 "(LSTM/GRU), or initialise W orthogonal / scale it so ρ(W) is close to 1",
+    "exploding": "clip the gradient norm (tinygraph.optim.clip_grad_norm), lower the learning "
+                 "rate, or scale W down so ρ(W) ≤ 1",
+    "saturated": "many units saturate (|h| > 0.99, tanh' < 0.02): scale inputs or weights down",
+    "undetermined": "export the per-loss-term flow: g = tg.trace(loss, flow=tg.flow(terms, "
+                    "states)) with the loss terms L(t) and the states h(t)",
+}
 
-    variable: str            # "h" or "scope/h" when the name is ambiguous
-    scope: str
-    direction: int           # +1: v(t-1) -> v(t); -1: v(t+1) -> v(t) (backward RNN)
-    steps: tuple[int, ...]
-    norms: tuple[float, ...]
 
-    @property
-    def far(self) -> float:
-        """Norm at the step the gradient reaches last."""
-        return self.norms[0] if self.direction > 0 else self.norms[-1]
-
-    @property
-    def near(self) -> float:
-        return self.norms[-1] if self.direction > 0 else self.norms[0]
-
-    def gains(self) -> list[float]:
-        """Per-step gain ‖∂L/∂v(t)‖ / ‖∂L/∂v(t+1)‖ along the direction of the loop."""
-        seq = list(self.norms) if self.direction > 0 else list(reversed(self.norms))
-        return [a / b if b else math.inf for a, b in zip(seq, seq[1:])
-                if is_finite(a) and is_finite(b)]
-
-    def mean_gain(self) -> float | None:
-        """Geometric mean of the per-step gains (< 1: shrinking back through time)."""
-        logs = [math.log(g) for g in self.gains() if g > 0 and math.isfinite(g)]
-        return math.exp(sum(logs) / len(logs)) if logs else None
 
 
 @dataclass(frozen=True)
 class Report:
-    """What :func:`diagnose` found; ``print(report)`` reads as a short paragraph."""
+    """What :func:`diagnose` found; ``print(report)`` reads as a short paragraph.
 
-    verdict: str  # "vanishing" | "exploding" | "non-finite" | "healthy" | "no gradients"
+    ``findings`` are per recurrent variable; :meth:`status` gives the mark of one node, the
+    one the overlays draw.
+    """
+
+    verdict: str
     reasons: tuple[str, ...]
     series: tuple[Series, ...]
     first_nonfinite: dict | None
     largest: tuple[tuple[str, float], ...]
     smallest: tuple[tuple[str, float], ...]
     thresholds: dict = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    advice: tuple[str, ...] = ()
+
+    def status(self, scope: str, name: str | None, step: int | None) -> str | None:
+        """``vanishing`` / ``exploding`` for a state beyond the horizon (or growing), else None."""
+        for f in self.findings:
+            if f.scope != scope or f.name != name:
+                continue
+            if step is None and f.marks:   # a folded role: the variable's own verdict
+                return f.verdict if f.verdict in ("vanishing", "exploding") else None
+            if step in f.marks:
+                return f.marks[step]
+        return None
 
     def __str__(self) -> str:
         lines = [f"gradient flow: {self.verdict.upper()}"]
         lines += [f"  - {r}" for r in self.reasons]
-        for s in self.series:
-            gain = s.mean_gain()
-            top = max((x for x in s.norms if is_finite(x)), default=math.nan)
-            lines.append(
-                f"  {s.variable}: ‖∂L/∂{s.variable.split('/')[-1]}(t)‖ {fmt(s.far)} at the far "
-                f"end (t={s.steps[0] if s.direction > 0 else s.steps[-1]}) .. {fmt(top)}"
-                f" max; mean gain per step {fmt(gain)}")
         if self.first_nonfinite:
             f = self.first_nonfinite
             lines.append(f"  first non-finite gradient: {f['op']} (node {f['node']}) at "
                          f"{f['scope'] or 'top level'} step {f['step']}")
+        lines += [f"  try: {a}" for a in self.advice]
         if self.largest:
-            lines.append("  largest: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.largest))
+            lines.append("  largest ‖∂L/∂·‖ (median over steps): " +
+                         ", ".join(f"{k} {fmt(v)}" for k, v in self.largest))
             lines.append("  smallest: " + ", ".join(f"{k} {fmt(v)}" for k, v in self.smallest))
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Notebooks show the report as a coloured verdict over its reasons and advice."""
+        return report_html(self)
+
+
+def recurrent_roles(F: nx.DiGraph) -> list[tuple[Any, int]]:
+    """``[(role, direction)]``: roles that carry state (a delay edge leaves them and comes back).
+
+    The direction is +1 for a loop forward in time, -1 for a backward chain (g(t+1) -> g(t)).
+    """
+    found: dict[Any, int] = {}
+    for u, v, e in F.edges(data=True):
+        if not e["delay"] or e.get("detached"):
+            continue
+        if u == v or nx.has_path(F, v, u):
+            found.setdefault(u, 1 if max(e["lags"]) > 0 else -1)
+    return sorted(found.items(), key=lambda x: sort_key(x[0]))
 
 
 def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Series]:
@@ -95,49 +121,46 @@ def recurrent_series(graph: Any, folded: nx.DiGraph | None = None) -> list[Serie
     graph : networkx.DiGraph, object with ``to_networkx()``, or path
         Recorded after ``loss.backward(keep_grads=True)``.
     folded : networkx.DiGraph, optional
-        The graph's variable-level :func:`viz.fold.fold`, when already computed.
+        The graph's :func:`viz.fold.fold` (at the level :func:`diagnose` uses), when computed.
 
     Returns
     -------
     list of Series
-        One per role that a delay edge enters, in role order; ``variable`` is the name, or
-        ``scope/name`` when two recurrent roles share a name. Several members at one step (the
-        nodes of one height of a tree recorded per node) give one norm, the norm of them all.
+        One per recurrent role (it carries state: :func:`recurrent_roles`), in role order;
+        ``variable`` is the name, or ``scope/name`` when two recurrent roles share a name (an
+        unnamed state is called by its op). Several members at one step (the nodes of one
+        height of a tree recorded per node) give one norm, the norm of them all.
 
     Examples
     --------
     >>> [s.variable for s in recurrent_series(G)]          # doctest: +SKIP
     ['h', 'g']
     """
-    G = load(graph)
-    F = fold(G, level="variable") if folded is None else folded
+    G, level, _ = choose_level(graph, "variable")
+    F = fold(G, level=level) if folded is None else folded
+    return [s for s, _ in _series(G, F)]
+
+
+def _series(G: nx.DiGraph, F: nx.DiGraph) -> list[tuple[Series, Any]]:
+    from .timeline import timelines
+    tl = timelines(G)
     found = []
-    for r in sorted(F):
-        lags = [lag for u, _, e in F.in_edges(r, data=True) if e["delay"] for lag in e["lags"]]
-        if not lags:
-            continue
+    for r, direction in recurrent_roles(F):
         d = F.nodes[r]
-        members = sorted((G.nodes[m]["step"], G.nodes[m]["grad_norm"]) for m in d["members"]
-                         if G.nodes[m]["step"] is not None)
-        pairs = _per_step([(s, float(g)) for s, g in members if g is not None])
-        if pairs:
-            found.append((d, 1 if max(lags) > 0 else -1, pairs))
-    names = [d["name"] for d, _, _ in found]
-    return [Series(d["name"] if names.count(d["name"]) == 1 else f"{d['scope']}/{d['name']}",
-                   d["scope"], direction, tuple(s for s, _ in pairs),
-                   tuple(g for _, g in pairs)) for d, direction, pairs in found]
-
-
-def _per_step(pairs: list[tuple[int, float]]) -> list[tuple[int, float]]:
-    """One norm per step: several members of one step (the nodes of one height of a tree
-    recorded per node) count as one vector, sqrt(sum of squares), as when batched."""
-    out: list[tuple[int, float]] = []
-    for s, g in pairs:  # sorted by step
-        if out and out[-1][0] == s:
-            out[-1] = (s, math.hypot(out[-1][1], g))
-        else:
-            out.append((s, g))
+        steps = [G.nodes[m]["step"] for m in d["members"] if G.nodes[m]["step"] is not None]
+        unit = "height" if len(steps) > len(set(steps)) else "step"
+        pairs = per_step(sorted((G.nodes[m]["step"], float(G.nodes[m]["grad_norm"]))
+                                 for m in d["members"] if G.nodes[m]["step"] is not None
+                                 and G.nodes[m]["grad_norm"] is not None))
+        found.append((d, direction, pairs, unit, r))
+    names = [role_name(d) for d, *_ in found]
+    out = []
+    for d, direction, pairs, unit, r in found:
+        label = role_name(d) if names.count(role_name(d)) == 1 else f"{d['scope']}/{role_name(d)}"
+        out.append((Series(label, d["scope"], direction, tuple(s for s, _ in pairs),
+                           tuple(g for _, g in pairs), tl.get(d["scope"], 0), unit), r))
     return out
+
 
 
 def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
@@ -147,62 +170,84 @@ def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
     Parameters
     ----------
     graph : networkx.DiGraph, object with ``to_networkx()``, or path
-        Recorded after ``loss.backward(keep_grads=True)`` so nodes carry ``grad_norm``.
+        Recorded after ``loss.backward(keep_grads=True)``; with a loss at every step, traced
+        with ``tg.trace(loss, flow=tg.flow(terms, states))`` so the terms can be told apart.
     vanish_ratio : float
-        Far-end norm below this fraction of the series maximum means vanishing.
+        The horizon ends where the flow from one loss term falls below this fraction of its
+        local value (the state it reads first).
     explode_norm : float
         Any recurrent gradient norm above this means exploding.
 
     Returns
     -------
     Report
-        ``verdict``, the ``reasons`` (the figures behind it), the per-variable ``series``,
-        ``first_nonfinite`` (op, scope, step and id of the node where a NaN/inf gradient
-        first appeared in the backward sweep), the ``largest`` and ``smallest`` roles by median
+        ``verdict``, the ``reasons`` (the figures behind it), per-variable ``findings``
+        (horizon, decay, spectra, marks), ``advice``, the per-variable total ``series``,
+        ``first_nonfinite`` (op, scope, step and id of the node where a NaN/inf gradient first
+        appeared in the backward sweep), the ``largest`` and ``smallest`` roles by median
         gradient norm.
 
     Examples
     --------
     >>> print(diagnose(G))                              # doctest: +SKIP
     gradient flow: VANISHING
-      - h: ‖∂L/∂h‖ at the far end is 3.1e-09 of its maximum (< 0.0001)
+      - h: the flow from L(50) falls below 0.001 of its local value after 12 steps ...
     """
-    G = load(graph)
-    if all(d["grad_norm"] is None for _, d in G.nodes(data=True)):
+    G, level, _ = choose_level(graph, "variable")
+    flows = flow_attrs(G)
+    thresholds = {"vanish_ratio": vanish_ratio, "explode_norm": explode_norm}
+    if not flows and all(d["grad_norm"] is None for _, d in G.nodes(data=True)):
         return Report("no gradients", ("no node has grad_norm: run "
                                        "loss.backward(keep_grads=True) before tracing",),
-                      (), None, (), (), {})
-    F = fold(G, level="variable")
-    series = recurrent_series(G, F)
+                      (), None, (), (), thresholds)
+    F = fold(G, level=level)
+    pairs = _series(G, F)
+    out = output_node(G)
+    findings = []
+    for s, role in pairs:
+        fv = match_flow(flows, F.nodes[role], G)
+        findings.append(judge(G, s, F.nodes[role], fv, out, vanish_ratio, explode_norm))
     reasons: list[str] = []
-    verdict = "healthy"
     bad = _first_nonfinite(G)
+    verdicts = [f.verdict for f in findings]
     if bad is not None:
-        verdict = "non-finite"
         reasons.append(f"non-finite gradient (NaN/inf) first at {bad['op']} in "
                        f"{bad['scope'] or 'top level'}, step {bad['step']}")
-    for s in series:
-        finite = [x for x in s.norms if is_finite(x)]
-        if not finite:
-            continue
-        top = max(finite)
-        if top > explode_norm or (is_finite(s.far) and s.near > 0
-                                  and s.far / s.near > 1 / vanish_ratio):
-            verdict = "exploding" if verdict == "healthy" else verdict
-            reasons.append(f"{s.variable}: ‖∂L/∂{s.variable.split('/')[-1]}‖ reaches "
-                           f"{fmt(top)} (far end {fmt(s.far)}, near end {fmt(s.near)})")
-        elif is_finite(s.far) and top > 0 and s.far / top < vanish_ratio:
-            verdict = "vanishing" if verdict == "healthy" else verdict
-            reasons.append(f"{s.variable}: ‖∂L/∂{s.variable.split('/')[-1]}‖ at the far end is "
-                           f"{fmt(s.far / top)} of its maximum (< {vanish_ratio:g}) over "
-                           f"{len(s.steps)} steps; mean gain per step {fmt(s.mean_gain())}")
-    if verdict == "healthy":
-        reasons.append("every recurrent gradient stays within "
-                       f"[{vanish_ratio:g} × max, {explode_norm:g}]" if series else
-                       "no recurrent variable (no delay edge): nothing flows through time")
+    reasons += [f.summary() for f in findings]
+    if level == "op" and findings:
+        reasons.append("no named tensors: the state is the op the folding finds carried from "
+                       "step to step; name it (tensor.named('h')) for the book's labels")
+    verdict = next((v for v in ("non-finite", "exploding", "vanishing", "undetermined",
+                                "healthy") if v in verdicts or (v == "non-finite" and bad)),
+                   None)
+    if verdict is None:
+        verdict = "no recurrence"
+        reasons.append(_no_recurrence(G, F, level))
+    advice = [ADVICE[v] for v in ("exploding", "vanishing", "undetermined") if v in verdicts]
+    if any((f.spectra.get("saturation_max") or 0) > 0.5 for f in findings):
+        advice.append(ADVICE["saturated"])
     largest, smallest = _extremes(G, F)
-    return Report(verdict, tuple(reasons), tuple(series), bad, largest, smallest,
-                  {"vanish_ratio": vanish_ratio, "explode_norm": explode_norm})
+    return Report(verdict, tuple(reasons), tuple(s for s, _ in pairs), bad, largest, smallest,
+                  thresholds, tuple(findings), tuple(advice))
+
+
+def _no_recurrence(G: nx.DiGraph, F: nx.DiGraph, level: str) -> str:
+    """Why nothing flows through time: no steps, teacher forcing, or no names."""
+    delays = [(u, v) for u, v, e in F.edges(data=True) if e["delay"]]
+    if delays:
+        src = sorted({role_name(F.nodes[u]) for u, _ in delays})
+        dst = sorted({role_name(F.nodes[v]) for _, v in delays})
+        return (f"no state depends on its own previous value: the only links between steps go "
+                f"from {', '.join(src)} to {', '.join(dst)} (an input such as the true y(t−1) "
+                f"under teacher forcing), so no gradient flows through time and there is no "
+                f"gain to measure")
+    if not any(d["step"] is not None for _, d in G.nodes(data=True)):
+        return ("no node carries a step: tag the loop's steps with tg.step(t) (and name the "
+                "state with .named('h')) so the recurrence can be found")
+    hint = " (the graph has no named tensors: name the state with .named('h'))" \
+        if level == "op" else ""
+    return "no recurrent variable (no state feeds a later step)" + hint
+
 
 
 def _first_nonfinite(G: nx.DiGraph) -> dict | None:
@@ -225,7 +270,23 @@ def _extremes(G: nx.DiGraph, F: nx.DiGraph, k: int = 3) -> tuple[tuple, tuple]:
     for r, d in F.nodes(data=True):
         if d["grad_stats"] is None or out in d["members"]:
             continue
-        label = d["name"] if d["scope"] == "" else f"{d['scope']}/{d['name']}"
+        label = role_name(d) if d["scope"] == "" else f"{d['scope']}/{role_name(d)}"
         meds.append((label, d["grad_stats"][1]))
     meds.sort(key=lambda x: (-x[1], x[0]))
     return tuple(meds[:k]), tuple(sorted(meds, key=lambda x: (x[1], x[0]))[:k])
+
+
+def report_html(report: Any) -> str:
+    """HTML for a gradient-flow report (``viz.diagnose``'s Report shows itself with this).
+
+    The verdict is a coloured heading; the reasons and what to try follow as a list, the same
+    lines ``print(report)`` prints.
+    """
+    verdict = str(getattr(report, "verdict", "report"))
+    colour = {"healthy": "#2e7d32", "vanishing": "#2171b5", "exploding": "#e69138",
+              "non-finite": "#c62828"}.get(verdict, "#555555")
+    items = "".join(f"<li>{escape(str(r))}</li>" for r in getattr(report, "reasons", ()))
+    tries = "".join(f"<li><i>try</i>: {escape(str(a))}</li>"
+                    for a in getattr(report, "advice", ()))
+    return (f'<div><b style="color:{colour}">gradient flow: {escape(verdict.upper())}'
+            f"</b><ul>{items}{tries}</ul></div>")

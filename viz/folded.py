@@ -15,11 +15,12 @@ from typing import Any
 from .fold import fold
 from .levels import choose_level
 from .grads import Scale, edge_overlay, legend, node_overlay
-from .render import Figure
+from .figure import Figure, drawing
 from .style import (DELAY_ATTRS, EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs,
                     op_label, var_label)
 
 
+@drawing("folded")
 def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     """Draw the folded computational graph (one node per role, delay loops).
 
@@ -52,8 +53,8 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
         fig.attr(label=note, labelloc="b", fontsize="11")
     scale = None
     if grads:
-        scale = Scale.of(x for _, d in F.nodes(data=True) if d["grad_stats"]
-                         for x in d["grad_stats"])
+        scale = Scale.of((x for _, d in F.nodes(data=True) if d["grad_stats"]
+                          for x in d["grad_stats"]), graph=G)
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
     for r in sorted(F):
         d = F.nodes[r]
@@ -64,7 +65,8 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
         attrs = node_attrs(d, label, level)
         if scale is not None:
             norm = _representative(d)
-            over, note = node_overlay(norm, scale, d["grad_stats"] if d["count"] > 1 else None)
+            over, note = node_overlay(dict(d, grad_norm=norm), scale,
+                                      d["grad_stats"] if d["count"] > 1 else None)
             if d["nonfinite"] and d["grad_stats"]:
                 over, _ = node_overlay(float("nan"), scale)
                 note += f" ({d['nonfinite']} NaN/inf)"

@@ -16,13 +16,14 @@ import networkx as nx
 
 from .fold import fold
 from .levels import variable_level
-from .render import Figure
+from .figure import Figure, drawing
 from .schema import load, sort_key
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, node_attrs, var_label
 
 OUTPUT_NAMES = ("o", "yhat", "y")
 
 
+@drawing("graphical")
 def graphical_model(graph: Any, steps: int = 5) -> Figure:
     """Draw the outputs' dependency structure: fully connected, and through hidden states.
 

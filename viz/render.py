@@ -1,70 +1,53 @@
-"""Rendering: DOT text to SVG / PNG / PDF files through Graphviz's ``dot``.
+"""Rendering: a figure (or a graph, drawn first) to an SVG / PNG / PDF / DOT / HTML file.
 
-Flow: viz.unfolded / viz.folded / viz.graphical_model -> **viz.render** -> files, notebooks.
+Flow: viz.unfolded / viz.folded / viz.graphical_model (a viz.figure.Figure) -> **viz.render**
+-> files; ``.html`` goes through viz.html (the interactive page).
 
-``render(fig, "out/x.png")`` picks the format from the suffix, always writes the ``.dot`` text
-beside the picture first, then runs ``dot``. When ``dot`` is not installed it raises
-:class:`GraphvizNotFound`, which says how to install it and where the DOT text was written.
+``render(fig, "out/x.png")`` picks the format from the suffix and runs Graphviz's ``dot``. Every
+file is written to a temporary file in the same folder and renamed into place, so a failure
+never leaves a partial file. The DOT text is written beside the picture only when asked
+(``keep_dot=True``) or when ``dot`` is missing, so that it can be rendered later; then
+:class:`GraphvizNotFound` says how to install Graphviz and where the DOT text is.
 """
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
+import tempfile
 from typing import Any
 
 import graphviz
 
-FORMATS = ("svg", "png", "pdf", "dot", "gv")
-PNG_DPI = 144  # readable PNGs: Graphviz's default 96 dpi makes small text
+from .figure import (PNG_DPI, Figure, GraphvizError, GraphvizNotFound, dot_id, find_dot,
+                     pipe)
+from .folded import folded
+from .graphical_model import graphical_model
+from .html import page
+from .unfolded import unfolded
+
+__all__ = ["FORMATS", "PNG_DPI", "Figure", "GraphvizError", "GraphvizNotFound", "dot_id",
+           "find_dot", "pipe", "render", "write_atomic"]
+
+FORMATS = ("svg", "png", "pdf", "dot", "gv", "html")
+VIEWS = {"unfolded": unfolded, "folded": folded, "graphical": graphical_model}
 
 
-class GraphvizNotFound(RuntimeError):
-    """Graphviz's ``dot`` executable is not installed (or not on PATH)."""
-
-
-def find_dot() -> str:
-    """Path of Graphviz's ``dot``; raises :class:`GraphvizNotFound` with install instructions."""
-    path = shutil.which("dot")
-    if path is None:
-        raise GraphvizNotFound(
-            "Graphviz's `dot` program was not found on PATH. Install Graphviz: "
-            "`apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz` (macOS) or "
-            "`conda install graphviz`; the Python package alone is not enough.")
-    return path
-
-
-class Figure(graphviz.Digraph):
-    """A ``graphviz.Digraph`` that shows itself as SVG in Jupyter (``_repr_svg_``)."""
-
-    def _repr_svg_(self) -> str:
-        return pipe(self, "svg").decode("utf-8")
-
-
-def pipe(fig: graphviz.Digraph, fmt: str = "svg") -> bytes:
-    """Run ``dot -T<fmt>`` on the figure's DOT text and return the output bytes."""
-    dot = find_dot()
-    args = [dot, f"-T{fmt}"] + ([f"-Gdpi={PNG_DPI}"] if fmt == "png" else [])
-    proc = subprocess.run(args, input=fig.source.encode("utf-8"), capture_output=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"dot -T{fmt} failed (exit {proc.returncode}): "
-                           f"{proc.stderr.decode('utf-8', 'replace').strip()[:500]}")
-    return proc.stdout
-
-
-def render(fig: Any, path: str | os.PathLike, view: str = "unfolded", **options: Any) -> str:
+def render(fig: Any, path: str | os.PathLike, view: str = "unfolded", keep_dot: bool = False,
+           **options: Any) -> str:
     """Write a figure to ``path``; the format comes from the suffix.
 
     Parameters
     ----------
-    fig : graphviz.Digraph, or a graph (networkx.DiGraph, ``to_networkx()`` object, JSON path)
+    fig : viz.figure.Figure, or a graph (networkx.DiGraph, ``to_networkx()`` object, JSON path)
         A figure from :func:`viz.unfolded`, :func:`viz.folded`, :func:`viz.graphical_model`;
-        a graph is drawn first with ``view`` (``"unfolded"`` or ``"folded"``) and ``options``.
+        a graph is drawn first with ``view`` and ``options``.
     path : str or os.PathLike
-        ``.svg``, ``.png``, ``.pdf`` (run Graphviz), ``.dot`` / ``.gv`` (DOT text only).
-    view : {"unfolded", "folded"}
+        ``.svg``, ``.png``, ``.pdf`` (run Graphviz), ``.dot`` / ``.gv`` (DOT text only),
+        ``.html`` (one self-contained interactive page, see :func:`viz.html.page`).
+    view : {"unfolded", "folded", "graphical"}
         The view used when ``fig`` is a graph.
+    keep_dot : bool
+        Also write the DOT text beside the picture (``x.png`` -> ``x.dot``). It is always
+        written when Graphviz is missing.
     **options
         Passed to the view function (``level``, ``max_steps``, ``grads``).
 
@@ -77,45 +60,83 @@ def render(fig: Any, path: str | os.PathLike, view: str = "unfolded", **options:
     ------
     GraphvizNotFound
         If ``dot`` is missing; the ``.dot`` file is written before this is raised.
+    GraphvizError
+        If ``dot`` fails on the figure; nothing is written.
     ValueError
         For an unknown suffix or view.
+    OSError
+        When the path cannot be written (its folder is a file, the path is a folder, ...).
 
     Examples
     --------
     >>> render(folded(G), "out/elman_folded.svg")     # doctest: +SKIP
     'out/elman_folded.svg'
+    >>> render(G, "out/elman.html", view="unfolded", grads=True)   # doctest: +SKIP
+    'out/elman.html'
     """
     path = os.fspath(path)
     fmt = os.path.splitext(path)[1].lower().lstrip(".")
     if fmt not in FORMATS:
         raise ValueError(f"render: cannot tell the format of {path!r}; use a suffix among "
                          f"{', '.join('.' + f for f in FORMATS)}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"render: {path!r} is a folder; give a file name like "
+                                f"{os.path.join(path, 'figure.' + fmt)!r}")
     if not isinstance(fig, graphviz.Digraph):
-        fig = _draw(fig, view, options)
+        fig = draw(fig, view, **options)
     elif options:
         raise TypeError(f"render: options {sorted(options)} only apply when drawing a graph")
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    dot_path = path if fmt in ("dot", "gv") else os.path.splitext(path)[0] + ".dot"
-    with open(dot_path, "w", encoding="utf-8") as fh:
-        fh.write(fig.source)
+    _make_parent(path)
+    dot_path = os.path.splitext(path)[0] + ".dot"
     if fmt in ("dot", "gv"):
+        write_atomic(path, fig.source.encode("utf-8", "backslashreplace"))
         return path
     try:
-        data = pipe(fig, fmt)
+        data = page(fig) if fmt == "html" else pipe(fig, fmt)
     except GraphvizNotFound as exc:
+        write_atomic(dot_path, fig.source.encode("utf-8", "backslashreplace"))
         raise GraphvizNotFound(f"{exc} The DOT text was written to {dot_path!r}; render it "
                                f"later with `dot -T{fmt} {dot_path} -o {path}`.") from None
-    with open(path, "wb") as fh:
-        fh.write(data)
+    if keep_dot:
+        write_atomic(dot_path, fig.source.encode("utf-8", "backslashreplace"))
+    write_atomic(path, data)
     return path
 
 
-def _draw(graph: Any, view: str, options: dict) -> graphviz.Digraph:
-    from .folded import folded
-    from .unfolded import unfolded
-    views = {"unfolded": unfolded, "folded": folded}
-    if view not in views:
-        raise ValueError(f"render: view must be one of {sorted(views)}, got {view!r}")
-    return views[view](graph, **options)
+def draw(graph: Any, view: str = "unfolded", **options: Any) -> Figure:
+    """Draw ``graph`` with the view named ``view`` (``unfolded``, ``folded``, ``graphical``)."""
+    if view not in VIEWS:
+        raise ValueError(f"render: view must be one of {sorted(VIEWS)}, got {view!r}")
+    return VIEWS[view](graph, **options)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    A reader sees the old file or the whole new one, never a partial one; on any failure the
+    temporary file is removed.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=".viz-", suffix=".tmp", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _make_parent(path: str) -> None:
+    parent = os.path.dirname(path)
+    if not parent:
+        return
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = parent
+        while blocker and not os.path.exists(blocker):
+            blocker = os.path.dirname(blocker)
+        raise NotADirectoryError(f"render: cannot write {path!r}: {blocker!r} is a file, "
+                                 f"not a folder") from None

@@ -10,12 +10,17 @@ caller's graph is never modified and the rest of the package can index attribute
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+import numbers
 import os
-from typing import Any
+import re
+from typing import Any, Callable
 
 import networkx as nx
+
+from .infer import infer
 
 SCHEMA_VERSION = 1
 KINDS = ("param", "input", "const", "op")
@@ -86,20 +91,40 @@ def load(graph: Any) -> nx.DiGraph:
 
 def read_json(path: str | os.PathLike) -> nx.DiGraph:
     """Read a graph saved as networkx node-link JSON (``edges="edges"``)."""
+    where = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"graph file {where!r} is a folder; give the JSON file saved "
+                                f"with tg.Graph.save or viz.save_json")
     try:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except FileNotFoundError:
-        raise FileNotFoundError(f"graph file not found: {os.fspath(path)!r}") from None
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"{os.fspath(path)!r} is not valid JSON ({exc}); expected a graph "
+        raise FileNotFoundError(f"graph file not found: {where!r}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{where!r} is not valid JSON ({exc}); expected a graph "
                           f"saved with networkx.node_link_data(G, edges='edges')") from None
     if not isinstance(data, dict) or "nodes" not in data:
-        raise SchemaError(f"{os.fspath(path)!r} is not a node-link graph: no 'nodes' key")
+        raise SchemaError(f"{where!r} is not a node-link graph: no 'nodes' key")
     if "edges" not in data and "links" in data:  # older networkx wrote "links"
         data = dict(data, edges=data.pop("links"))
+    if "edges" not in data:
+        raise SchemaError(f"{where!r} is not a node-link graph: no 'edges' key (a graph "
+                          f"without edges has \"edges\": [])")
+    for key in ("nodes", "edges"):
+        items = data[key]
+        if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+            raise SchemaError(f"{where!r}: {key!r} must be a list of objects")
+    missing = [x for x in data["nodes"] if "id" not in x] + \
+        [x for x in data["edges"] if "source" not in x or "target" not in x]
+    if missing:
+        raise SchemaError(f"{where!r}: every node needs an 'id' and every edge a 'source' and "
+                          f"a 'target'; this one has not: {_short(missing[0])}")
     data = dict(data, directed=True, multigraph=False)
-    G = nx.node_link_graph(data, edges="edges")
+    try:
+        G = nx.node_link_graph(data, edges="edges")
+    except (TypeError, ValueError, KeyError) as exc:  # an unhashable id, a bad graph entry
+        raise SchemaError(f"{where!r} is not a node-link graph: {type(exc).__name__} "
+                          f"{exc}") from None
     G.graph.pop(MARK, None)  # a file is always checked again
     return G
 
@@ -133,27 +158,11 @@ def _json_default(obj: Any) -> Any:
 
 def normalise(G: nx.DiGraph) -> nx.DiGraph:
     """Check the schema and return a copy with defaults filled in (see :func:`load`)."""
-    nodes = []
-    for n in sorted(G.nodes, key=_sort_key):
-        attrs = G.nodes[n]
-        if "op" not in attrs or "kind" not in attrs:
-            key = "op" if "op" not in attrs else "kind"
-            raise SchemaError(f"node {n!r} has no {key!r} attribute; every node needs op and "
-                              f"kind (see docs/CONTRACT.md); attributes: {sorted(attrs)}")
-        if attrs["kind"] not in KINDS:
-            raise SchemaError(f"node {n!r} ({attrs['op']}) has kind {attrs['kind']!r}; "
-                              f"expected one of {KINDS}")
-        data = dict(NODE_DEFAULTS)
-        data.update(attrs)
-        if data["scope"] is None:
-            data["scope"] = ""
-        if data["step"] is not None and type(data["step"]) is not int:
-            data["step"] = int(data["step"])
-        nodes.append((n, data))
+    nodes = [(n, check_node(n, G.nodes[n])) for n in sorted(G.nodes, key=_sort_key)]
     H = nx.DiGraph()
     H.graph.update(G.graph)
     H.add_nodes_from(nodes)
-    H.add_edges_from((u, v, {**EDGE_DEFAULTS, **attrs}) for u, v, attrs in G.edges(data=True))
+    H.add_edges_from((u, v, check_edge(u, v, attrs)) for u, v, attrs in G.edges(data=True))
     # tape order makes every edge go forward: then it is acyclic and sorted ids are a topological
     # order; anything else gets the general check
     if all(type(n) is int for n, _ in nodes):
@@ -166,9 +175,156 @@ def normalise(G: nx.DiGraph) -> nx.DiGraph:
                           f"acyclic (edges go from input to consumer)")
     if H.graph.get("level") != "variable":  # contracted graphs were untagged before
         order = [n for n, _ in nodes] if forward else list(nx.topological_sort(H))
+        infer(H, order)  # a plain loop without tg.step / .named: recover steps and names
         _untag_shared_leaves(H, order)
     H.graph[MARK] = True
     return H
+
+
+def check_node(n: Any, attrs: dict) -> dict:
+    """The node's attributes with defaults filled in, checked against the schema's types.
+
+    Text shown in figures (name, op, scope, ...) is made printable (:func:`printable`).
+    """
+    if "op" not in attrs or "kind" not in attrs:
+        key = "op" if "op" not in attrs else "kind"
+        raise SchemaError(f"node {n!r} has no {key!r} attribute; every node needs op and "
+                          f"kind (python -m viz --schema); attributes: "
+                          f"{sorted(map(str, attrs))}")
+    if not isinstance(attrs["kind"], str) or attrs["kind"] not in KINDS:
+        raise SchemaError(f"node {n!r} ({attrs['op']!r}) has 'kind' {attrs['kind']!r}; "
+                          f"expected one of {KINDS}")
+    data = dict(NODE_DEFAULTS)
+    data.update(attrs)
+    if data["scope"] is None:
+        data["scope"] = ""
+    where = f"node {n!r} ({data['op']!r}"
+    where += f" at {data['scope'] or 'top level'} step {data['step']!r})"
+    for key, (check, expected) in NODE_TYPES.items():
+        value = data[key]
+        if type(value) in COMMON_TYPES[key]:  # fast path: what the exporter writes
+            continue
+        if not check(value):
+            raise SchemaError(f"{where}: attribute {key!r} is {type(value).__name__} "
+                              f"{_short(value)}; expected {expected} "
+                              f"(python -m viz --schema)")
+    if data["step"] is not None:
+        data["step"] = int(data["step"])
+    if data["shape"] is not None:
+        data["shape"] = [int(k) for k in data["shape"]]
+    for key in TEXT_ATTRS:
+        text = data[key]
+        if text is not None and (len(text) > MAX_TEXT or not text.isprintable()):
+            data[key] = printable(text)
+    return data
+
+
+def check_edge(u: Any, v: Any, attrs: dict) -> dict:
+    """The edge's attributes with defaults filled in, checked against the schema's types."""
+    data = {**EDGE_DEFAULTS, **attrs}
+    for key, (check, expected) in EDGE_TYPES.items():
+        if not check(data[key]):
+            raise SchemaError(f"edge {u!r} -> {v!r}: attribute {key!r} is "
+                              f"{type(data[key]).__name__} {_short(data[key])}; expected "
+                              f"{expected} (python -m viz --schema)")
+    return data
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) or (
+        isinstance(x, float) and x.is_integer())
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda x: x is None or check(x)
+
+
+def _is_ints(x: Any) -> bool:
+    return isinstance(x, (list, tuple)) and all(_is_int(k) for k in x)
+
+
+def _is_str(x: Any) -> bool:
+    return isinstance(x, str)
+
+
+#: attribute -> (check, what was expected), from the table in docs/CONTRACT.md
+NODE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "op": (_is_str, "str"),
+    "name": (_optional(_is_str), "str or None"),
+    "shape": (_optional(_is_ints), "a list of ints or None"),
+    "dtype": (_optional(_is_str), "str or None"),
+    "scope": (_is_str, "str"),
+    "step": (_optional(_is_int), "int or None"),
+    "param": (_optional(_is_str), "str or None"),
+    "requires_grad": (lambda x: isinstance(x, (bool, numbers.Integral)) and x in (0, 1),
+                      "bool"),
+    "src": (_optional(_is_str), "str or None"),
+    "value_norm": (_optional(_is_real), "a number or None"),
+    "grad_norm": (_optional(_is_real), "a number or None"),
+}
+EDGE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "arg": (_is_int, "int"),
+    "args": (_optional(_is_ints), "a list of ints or None"),
+    "grad_norm": (_optional(_is_real), "a number or None"),
+}
+#: exact types that pass their check without calling it
+COMMON_TYPES: dict[str, tuple[type, ...]] = {
+    "op": (str,), "name": (str, type(None)), "shape": (type(None),), "dtype": (str, type(None)),
+    "scope": (str,), "step": (int, type(None)), "param": (str, type(None)),
+    "requires_grad": (bool,), "src": (str, type(None)), "value_norm": (float, type(None)),
+    "grad_norm": (float, type(None)),
+}
+TEXT_ATTRS = ("op", "name", "dtype", "scope", "param", "src")
+MAX_TEXT = 200  # characters; Graphviz rejects an HTML label longer than 16384 bytes
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def printable(text: str, limit: int = MAX_TEXT) -> str:
+    """``text`` made safe to show: control characters escaped, at most ``limit`` characters.
+
+    C0 controls become their Unicode pictures (``"\\x01"`` -> ``"␁"``), other unprintable code
+    points (C1 controls, lone surrogates, U+FFFE/FFFF) a ``\\x..``/``\\u....`` escape; a longer
+    text keeps its start and a short hash of the whole, so two long names stay two names.
+
+    Examples
+    --------
+    >>> printable("h\\x01"), printable("x" * 300)[-10:]
+    ('h␁', 'xxx…9d8f0e')
+    """
+    if _UNPRINTABLE.search(text):
+        text = _UNPRINTABLE.sub(_escape_char, text)
+    if len(text) > limit:
+        digest = hashlib.sha1(text.encode("utf-8", "backslashreplace")).hexdigest()[:6]
+        text = text[:limit - 7] + "…" + digest
+    return text
+
+
+def _escape_char(m: re.Match) -> str:
+    c = ord(m.group())
+    if c < 0x20:
+        return chr(0x2400 + c)
+    if c == 0x7F:
+        return "\u2421"  # ␡
+    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+
+
+def describe() -> str:
+    """The attribute types :func:`load` checks, as text (``python -m viz --schema``)."""
+    lines = [f"graph schema {SCHEMA_VERSION} (described in full in docs/CONTRACT.md of the tinygraph sources)",
+             f"node kinds: {', '.join(KINDS)}", "node attributes:"]
+    lines += [f"  {k:14} {expected}" for k, (_, expected) in NODE_TYPES.items()]
+    lines.append("edge attributes:")
+    lines += [f"  {k:14} {expected}" for k, (_, expected) in EDGE_TYPES.items()]
+    return "\n".join(lines)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _untag_shared_leaves(H: nx.DiGraph, order: list) -> None:

@@ -19,7 +19,7 @@ import networkx as nx
 
 from .fold import step_pieces
 from .grads import Scale, edge_overlay, legend, overlay_node
-from .render import Figure
+from .figure import Figure, dot_id
 from .schema import MARK, load, sort_key
 from .style import EDGE_ATTR, GRAPH_ATTR, NODE_ATTR, edge_label, node_attrs, op_label, var_label
 from .timeline import is_delay, timelines
@@ -119,10 +119,10 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
                  node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
     if note:
         fig.attr(label=note, labelloc="b", fontsize="11")
-    scale = Scale.of(d.get("grad_norm") for _, d in T.nodes(data=True)) if grads else None
+    scale = Scale.of(d for _, d in T.nodes(data=True)) if grads else None
     if scale is not None:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
-    ids = {n: f"n{n}" if isinstance(n, int) else str(n) for n in T}
+    ids = {n: dot_id(n) for n in T}
     group: dict[Any, str] = {}  # a leaf and what it feeds in its step stand in one column
     for n in sorted(T, key=sort_key):
         if T.nodes[n]["leaf"] is not None:
@@ -164,7 +164,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
         if d.get("detached") or T.nodes[v]["op"] == "detach":
             attrs["style"] = "dashed"
         if scale is not None:
-            attrs.update(edge_overlay(d.get("grad_norm"), scale))
+            attrs.update(edge_overlay(d.get("grad_norm"), scale, T.nodes[v]))
         fig.edge(ids[u], ids[v], **attrs)
     return fig
 
@@ -186,4 +186,4 @@ def _node_view(T: nx.DiGraph, n: Any, level: str, scale: Scale | None,
     attrs = node_attrs(d, label, level)
     if group is not None:
         attrs["group"] = group
-    return overlay_node(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay_node(attrs, d, scale) if scale is not None else attrs

@@ -18,7 +18,7 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .grads import Scale, edge_overlay, legend, overlay_node
 from .levels import choose_level, param_expressions, variable_level
-from .render import Figure
+from .figure import Figure, dot_id, drawing
 from .schema import MARK, load, sort_key
 from .style import (EDGE_ATTR, ELLIPSIS_ATTRS, GRAPH_ATTR, NODE_ATTR, edge_label,
                     node_attrs, op_label, var_label)
@@ -173,6 +173,7 @@ def _trim(G: nx.DiGraph, col_of: dict, cols: list) -> nx.DiGraph:
     return G.subgraph(keep).copy()
 
 
+@drawing("unfolded")
 def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
              grads: bool = False, params: str = "once") -> Figure:
     """Draw the unfolded computational graph, time steps left to right.
@@ -210,7 +211,7 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
                  edge_attr=dict(EDGE_ATTR))
     if note:
         fig.attr(label=note, labelloc="b", fontsize="11")
-    scale = Scale.of(d.get("grad_norm") for _, d in V.nodes(data=True)) if grads else None
+    scale = Scale.of((d for _, d in V.nodes(data=True)), graph=G) if grads else None
     if grads:
         fig.attr(label=legend(scale), labelloc="t", fontsize="12")
     ids = {n: _dot_id(n) for n in V}
@@ -329,7 +330,7 @@ def _row_order(V: nx.DiGraph) -> list[int]:
 
 
 def _dot_id(n: Any) -> str:
-    return f"n{n}" if isinstance(n, int) else str(n).replace("...", "e").replace("@", "_")
+    return dot_id(n)
 
 
 def _label_row(V: nx.DiGraph) -> int | None:
@@ -363,7 +364,7 @@ def _node_view(d: dict, level: str, label_row: int | None, scale: Scale | None) 
     else:
         label = op_label(d, d["step"], show_step=True)
     attrs = node_attrs(d, label, level)
-    return overlay_node(attrs, d["grad_norm"], scale) if scale is not None else attrs
+    return overlay_node(attrs, d, scale) if scale is not None else attrs
 
 
 def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
@@ -380,7 +381,7 @@ def _edge_view(V: nx.DiGraph, u: Any, v: Any, d: dict, ids: dict, level: str,
     if d.get("detached") or dv.get("op") == "detach":
         attrs["style"] = "dashed"
     if scale is not None:
-        attrs.update(edge_overlay(d.get("grad_norm"), scale))
+        attrs.update(edge_overlay(d.get("grad_norm"), scale, dv))
     a, b = ids[u], ids[v]
     if same_row and "label" in attrs:  # a label on a flat edge adds a rank and bends it
         attrs["xlabel"] = attrs.pop("label")

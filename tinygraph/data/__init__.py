@@ -12,11 +12,11 @@ from importlib import resources
 
 import numpy as np
 
-from .synthetic import (expression_trees, majority, neighbour_copy, reverse_pairs,
+from .synthetic import (expression_trees, majority, neighbour_copy, recall_first, reverse_pairs,
                         ring_walk, tanh_trajectories, tree_leaves, tree_depth, balanced_tree)
 
 __all__ = ["load_text", "CharVocab", "char_windows", "expression_trees", "majority",
-           "neighbour_copy", "reverse_pairs", "ring_walk", "tanh_trajectories", "tree_leaves",
+           "neighbour_copy", "recall_first", "reverse_pairs", "ring_walk", "tanh_trajectories", "tree_leaves",
            "tree_depth", "balanced_tree", "CORPORA"]
 
 CORPORA = ("alice",)

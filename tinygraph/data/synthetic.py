@@ -11,6 +11,7 @@ seeded (an int seed or a numpy Generator), deterministic.
 | `neighbour_copy` | copy the left or the right neighbour: needs past and future | BidirectionalRNN |
 | `reverse_pairs` | reverse a digit string of variable length, then stop | Seq2Seq |
 | `expression_trees` | the sum mod K of a tree's leaves, composed bottom-up | RecursiveNN |
+| `recall_first` | the first symbol, after k distractors: a long-range dependency | LSTM, GRU vs RNN |
 
 Trees are nested tuples: a leaf is an int, an internal node a 2-tuple ``(left, right)``. The
 helpers here walk them with an explicit stack (no recursion).
@@ -73,6 +74,23 @@ def majority(n: int, T: int, seed: Any = 0) -> tuple[np.ndarray, np.ndarray]:
             break
         x[tie] = rng.integers(0, 3, size=(int(tie.sum()), T))
     y = ((x == 0).sum(1) > (x == 1).sum(1)).astype(np.int64)
+    return x, y
+
+
+def recall_first(n: int, k: int, K: int = 4, distractors: int = 4, seed: Any = 0
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A symbol in [0, K), then k distractors in [K, K + distractors); the label is the symbol.
+
+    Read with one output at the end, the only way to the label is a gradient that travels
+    back over all k + 1 steps: vanilla RNNs lose it as k grows, gated cells keep it.
+
+    Returns
+    -------
+    x : (n, k + 1) int in [0, K + distractors); y : (n,) int in [0, K).
+    """
+    rng = _rng(seed)
+    y = rng.integers(0, K, n)
+    x = np.concatenate([y[:, None], rng.integers(K, K + distractors, (n, k))], axis=1)
     return x, y
 
 

@@ -14,13 +14,19 @@ from it) reads in the book's notation: x(t), h(t), o(t), L(t) under ``rnn/cell``
 | `Seq2Seq`, `Encoder`, `Decoder` | fig. 10.12 |
 | `DeepRNN` (``kind=`` stacked, deep_transition, skip) | fig. 10.13 a, b, c |
 | `RecursiveNN` | fig. 10.14 |
+| `LSTM`, `GRU` (`LSTMCell`, `GRUCell`) | section 10.10 (PyTorch's equations and layout) |
+
+Every time loop runs through `loop.run` (steps, padding masks, h(0), the output layer).
+`RNN(..., fused=True)` records the recurrence as one ``elman_scan`` op instead (`fused`).
 """
 from __future__ import annotations
 
 from .bidirectional import BiOutput, BidirectionalRNN
 from .deep import DeepRNN, DeepTransitionCell
+from .gated import GRU, LSTM, GRUCell, LSTMCell
 from .jordan import JordanRNN
 from .linear import Embedding, Linear
+from .loop import Recurrent
 from .loss import sequence_loss, step_grads
 from .module import Module, per_step_copies
 from .recursive import RecursiveNN, TreeOutput, balanced_tree, tree_depth
@@ -30,4 +36,5 @@ from .seq2seq import Decoder, Encoder, Seq2Seq
 __all__ = ["Module", "Linear", "Embedding", "RNNCell", "RNN", "RNNOutput", "DynamicalSystem",
            "JordanRNN", "BidirectionalRNN", "BiOutput", "Encoder", "Decoder", "Seq2Seq",
            "DeepRNN", "DeepTransitionCell", "RecursiveNN", "TreeOutput", "balanced_tree",
-           "tree_depth", "sequence_loss", "step_grads", "per_step_copies"]
+           "tree_depth", "sequence_loss", "step_grads", "per_step_copies", "Recurrent",
+           "LSTMCell", "GRUCell", "LSTM", "GRU"]

@@ -12,8 +12,11 @@ import numpy as np
 
 import tinygraph as tg
 
-from .module import Module, Transposed, init_uniform, initial_state
-from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
+from tinygraph.tensor import Tensor
+
+from .loop import SequenceInput, add_output, legacy_state, length_masks, output, run, start_state
+from .module import Module, Transposed
+from .rnn import RNNCell, RNNOutput, make_rng
 
 
 class BidirectionalRNN(Module):
@@ -52,19 +55,16 @@ class BidirectionalRNN(Module):
         self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
         self.fwd = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
         self.bwd = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
-        self.V = self.param("V", init_uniform(r, (output_size, 2 * hidden_size), 2 * hidden_size,
-                                              dtype))
-        self.c = self.param("c", init_uniform(r, (output_size,), 2 * hidden_size, dtype))
+        add_output(self, r, output_size, 2 * hidden_size, dtype)
 
-    def forward(self, x: Any, h0: Any = None, g0: Any = None, lengths: Any = None
-                ) -> "BiOutput":
+    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> "BiOutput":
         """Run both chains over a batch of sequences.
 
         Parameters
         ----------
         x : array (B, tau, D) float or int ids (B, tau)
-        h0, g0 : array (B, H), optional
-            h(0) and g(tau + 1); zeros by default.
+        state : tuple (h0, g0) of arrays (B, H) or None, optional
+            h(0) and g(tau + 1); zeros by default (``h0=``, ``g0=`` are the deprecated names).
         lengths : int array (B,), optional
             True lengths of padded sequences: the backward chain of sequence b starts at its
             own last step, and the forward chain stops changing after it.
@@ -72,36 +72,32 @@ class BidirectionalRNN(Module):
         Returns
         -------
         BiOutput
-            ``o``, ``h`` (forward states) and ``g`` (backward states), in order t = 1..tau.
+            ``o``, ``h`` (forward states) and ``g`` (backward states), in order t = 1..tau;
+            ``state`` is (h(tau), g(1)).
         """
+        state = legacy_state(self, state, old, "h0", "g0")
+        h0, g0 = (None, None) if state is None else state
         seq = SequenceInput(self, x, self.input_size)
         B, T, H = seq.batch, seq.length, self.hidden_size
         masks = length_masks(self, lengths, B, T)
         xs = {}
-        h = initial_state(self, h0, B, H, self.V.dtype)
+        h = start_state(self, h0, B, H, self.V.dtype)
         wt_h, wt_g = self.fwd.transposes(), self.bwd.transposes()
-        # with padding, h and g name the states after the mask
-        hname, gname = ("h", "g") if masks is None else (None, None)
-        hs = []
-        for t in range(1, T + 1):
-            with tg.step(t):
-                xs[t] = seq.at(t)
-                h_new = self.fwd(xs[t], h, name=hname, wt=wt_h)                      # (B, H)
-                h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
-                hs.append(h)
-        g = initial_state(self, g0, B, H, self.V.dtype, "g", T + 1, "g0")      # g(tau + 1)
-        gs = [None] * T
-        for t in range(T, 0, -1):
-            with tg.step(t):
-                g_new = self.bwd(xs[t], g, name=gname, wt=wt_g)            # (B, H)
-                g = g_new if masks is None else tg.where(masks[t - 1], g_new, g).named("g")
-                gs[t - 1] = g
+
+        def forward_step(t: int, h: Tensor, named: bool) -> Tensor:
+            xs[t] = seq.at(t)
+            return self.fwd(xs[t], h, "h" if named else None, wt_h)                # (B, H)
+        hs = run(forward_step, h, range(1, T + 1), masks).states
+        g = start_state(self, g0, B, H, self.V.dtype, ("g",), T + 1)            # g(tau + 1)
+        gs = run(lambda t, g, named: self.bwd(xs[t], g, "g" if named else None, wt_g), g,
+                 range(T, 0, -1), masks, names=("g",)).states[::-1]             # (B, H) each
         out = BiOutput(h=hs, g=gs)
+        out.state = (hs[-1], gs[0])
         VT = Transposed(self.V)
-        for t in range(1, T + 1):
+        for t in range(1, T + 1):                # o(t) reads both chains: after both ran
             with tg.step(t):
-                hg = tg.concat([hs[t - 1], gs[t - 1]], axis=1)          # (B, 2H)
-                out.o.append((hg @ VT() + self.c).named("o"))            # (B, K)
+                hg = tg.concat([hs[t - 1], gs[t - 1]], axis=1)                  # (B, 2H)
+                out.o.append(output(self, hg, VT))                              # (B, K)
                 out.steps.append(t)
         return out
 

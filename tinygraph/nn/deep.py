@@ -14,8 +14,9 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, Transposed, init_uniform, initial_state, who
-from .rnn import RNNCell, RNNOutput, SequenceInput, make_rng
+from .loop import Recurrent, SequenceInput, add_output, output, project, run, start_state
+from .module import Module, Transposed, init_uniform, who
+from .rnn import RNNCell, RNNOutput, make_rng
 
 KINDS = ("stacked", "deep_transition", "skip")
 
@@ -62,8 +63,7 @@ class DeepTransitionCell(Module):
     def forward(self, x: Tensor, h: Tensor, name: str = "h", wt: tuple | None = None) -> Tensor:
         """h(t) from x(t) (B, D) or ids (B,), and h(t-1) (B, H)."""
         UT, WT, W2T, *skip = self._transposes() if wt is None else wt
-        xu = tg.embedding(UT(), x) if x.dtype.kind in "iu" else x @ UT()
-        z = tg.tanh(xu + h @ WT() + self.b).named("z")                      # (B, H)
+        z = tg.tanh(project(x, UT()) + h @ WT() + self.b).named("z")                      # (B, H)
         a = z @ W2T() + self.b2
         if self.skip:
             a = a + h @ skip[0]()                                           # the shortcut
@@ -73,7 +73,7 @@ class DeepTransitionCell(Module):
         return f"{self.input_size}, {self.hidden_size}, skip={self.skip}"
 
 
-class DeepRNN(Module):
+class DeepRNN(Recurrent):
     """Deep RNN of fig. 10.13, in one of three forms.
 
     Parameters
@@ -119,13 +119,11 @@ class DeepRNN(Module):
             self.layers = [self.add_module("cell", DeepTransitionCell(
                 input_size, hidden_size, skip=kind == "skip", rng=r, dtype=dtype))]
         if output_size is not None:
-            self.V = self.param("V", init_uniform(r, (output_size, hidden_size), hidden_size,
-                                                  dtype))
-            self.c = self.param("c", init_uniform(r, (output_size,), hidden_size, dtype))
+            add_output(self, r, output_size, hidden_size, dtype)
 
     def initial_state(self, batch: int) -> list[Tensor]:
         """Zero states, one (B, H) per layer."""
-        return [initial_state(self, None, batch, self.hidden_size, self.layers[0].W.dtype)
+        return [start_state(self, None, batch, self.hidden_size, self.layers[0].W.dtype)
                 for _ in self.layers]
 
     def step(self, x_t: Tensor, state: list[Tensor], wts: list | None = None) -> list[Tensor]:
@@ -147,13 +145,14 @@ class DeepRNN(Module):
         ----------
         x : array
         state : list of arrays (B, H), optional
-            Initial state of each layer; zeros by default.
+            h(0) of each layer; zeros by default. Tensors (``out.state`` of an earlier chunk)
+            are used as they are.
 
         Returns
         -------
         RNNOutput
-            ``h`` holds the top layer's states; ``states`` (attribute added here) the final
-            state of every layer, to carry into the next chunk.
+            ``h`` holds the top layer's states; ``state`` the final state of every layer, to
+            carry into the next chunk (``states`` is its older name).
         """
         seq = SequenceInput(self, x, self.input_size)
         B, T = seq.batch, seq.length
@@ -163,21 +162,21 @@ class DeepRNN(Module):
             if len(state) != len(self.layers):
                 raise ValueError(f"{who(self)}: expected {len(self.layers)} initial states, got "
                                  f"{len(state)}")
-            state = [initial_state(self, s, B, self.hidden_size, self.layers[0].W.dtype,
-                                   what=f"state[{i}]")
-                     for i, s in enumerate(state)]
-        out = RNNOutput()
+            state = [start_state(self, s, B, self.hidden_size, self.layers[0].W.dtype)
+                     for s in state]
         wts = [layer.transposes() for layer in self.layers]
         VT = Transposed(self.V) if self.output_size is not None else None
-        for t in range(1, T + 1):
-            with tg.step(t):
-                state = self.step(seq.at(t), state, wts)
-                out.h.append(state[-1])
-                if VT is not None:
-                    out.o.append((state[-1] @ VT() + self.c).named("o"))       # (B, K)
-                    out.steps.append(t)
-        out.states = state
+        r = run(lambda t, state, _named: self.step(seq.at(t), state, wts), state,
+                range(1, T + 1), names=("h",) * len(self.layers),
+                emit=None if VT is None else lambda t, state: output(self, state[-1], VT))
+        out = RNNOutput(o=r.outputs, h=[s[-1] for s in r.states], steps=r.steps, state=r.final)
+        out.states = r.final                # the older name of `state`
         return out
+
+    @staticmethod
+    def top(state: list) -> Tensor:
+        """The tensor the output layer reads from a state: the top layer's h(t)."""
+        return state[-1]
 
     def extra_repr(self) -> str:
         return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, kind={self.kind!r}, "

@@ -13,8 +13,9 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
+from .loop import SequenceInput, add_output, output, project, run
 from .module import Module, Transposed, check_ids, init_uniform, who
-from .rnn import RNNOutput, SequenceInput, make_rng
+from .rnn import RNNOutput, make_rng
 
 
 class JordanRNN(Module):
@@ -56,8 +57,7 @@ class JordanRNN(Module):
             self.U = self.param("U", init_uniform(r, (H, input_size), H, dtype))
         self.R = self.param("R", init_uniform(r, (H, K), H, dtype))
         self.b = self.param("b", init_uniform(r, (H,), H, dtype))
-        self.V = self.param("V", init_uniform(r, (K, H), H, dtype))
-        self.c = self.param("c", init_uniform(r, (K,), H, dtype))
+        add_output(self, r, K, H, dtype)
 
     def forward(self, x: Any = None, y0: Any = None, y: Any = None, mode: str = "teacher",
                 steps: int | None = None) -> RNNOutput:
@@ -112,23 +112,20 @@ class JordanRNN(Module):
         UT = Transposed(self.U) if seq is not None else None
         with tg.step(0):
             fed: Tensor = tg.tensor(y0, name="y")                 # y(0), ids (B,)
-        for t in range(1, T + 1):
-            with tg.step(t):
-                a = tg.embedding(RT(), fed) + self.b                  # (B, H): R one_hot(y(t-1))
-                if seq is not None:
-                    xt = seq.at(t)
-                    a = a + (tg.embedding(UT(), xt) if seq.ids else xt @ UT())
-                h = tg.tanh(a).named("h")                             # (B, H)
-                o = (h @ VT() + self.c).named("o")                    # (B, K)
-                out.h.append(h)
-                out.o.append(o)
-                out.steps.append(t)
-                if mode == "teacher":
-                    if t < T:
-                        fed = tg.tensor(y[:, t - 1], name="y")        # the true y(t), fed at t+1
-                else:
-                    fed = tg.argmax(o, axis=-1)                       # own output, fed at t+1
-                    out.tokens.append(fed)
+
+        def step(t: int, fed: Tensor, _named: bool) -> Tensor:
+            """h(t), o(t) from y(t-1); returns the symbol fed back at t + 1."""
+            a = tg.embedding(RT(), fed) + self.b                      # (B, H): R one_hot(y(t-1))
+            if seq is not None:
+                a = a + project(seq.at(t), UT())
+            h = tg.tanh(a).named("h")                                 # (B, H)
+            o = output(self, h, VT)                                   # (B, K)
+            out.h.append(h), out.o.append(o), out.steps.append(t)
+            if mode == "free":
+                out.tokens.append(tg.argmax(o, axis=-1))              # own output, fed at t+1
+                return out.tokens[-1]
+            return tg.tensor(y[:, t - 1], name="y") if t < T else fed  # the true y(t)
+        run(step, fed, range(1, T + 1))
         return out
 
     def extra_repr(self) -> str:

@@ -4,10 +4,17 @@ Flow: a model is a tree of Modules; calling one opens ``tg.scope(module.name)`` 
 ``forward``, so every node it records reads ``encoder/cell/matmul`` in the exported graph. The
 tree is walked with an explicit stack (no recursion). Shared helpers for checking inputs live
 here too, so every module's errors name the module, what was expected and what came.
+
+The dtype boundary: a module whose parameters are float32 (``dtype=np.float32``) casts the float
+arrays and tensors it is called with to float32 (a recorded ``astype`` for a tensor, so the
+gradient flows back in the caller's dtype); integer ids pass unchanged. This happens once, in
+`Module.__call__`, so no module runs in float64 by accident.
 """
 from __future__ import annotations
 
 import contextlib
+import os
+import zipfile
 from collections import OrderedDict
 from typing import Any, Iterator
 
@@ -70,6 +77,10 @@ class Module:
 
     def param(self, key: str, data: np.ndarray, name: str | None = None) -> Parameter:
         """Create and register a Parameter named `name` (default `key`) for graph views."""
+        dtype = np.asarray(data).dtype
+        if dtype.kind != "f":
+            raise TypeError(f"{who(self)}: parameter {key} needs a floating dtype (float32 or "
+                            f"float64), got {dtype}; pass dtype=np.float32 or np.float64")
         p = Parameter(data, name=name or key)
         setattr(self, key, p)
         return p
@@ -128,29 +139,66 @@ class Module:
             raise KeyError(f"{type(self).__name__} {self.name!r}: load_state_dict: missing keys "
                            f"{missing}, unexpected keys {unexpected}; expected exactly "
                            f"{list(own)}")
-        for k, p in own.items():
+        values = {}
+        for k, p in own.items():  # check everything before writing anything
             if k not in state:
                 continue
-            v = np.asarray(state[k])
+            v = np.asarray(state[k]) if state[k] is not None else None
+            if v is None or v.dtype.kind not in "fiub":
+                got = "None" if v is None else f"dtype {v.dtype}"
+                raise TypeError(f"{who(self)}: load_state_dict: {k} expected real numbers of "
+                                f"shape {p.data.shape}, got {got}")
             if v.shape != p.data.shape:
-                raise ValueError(f"{type(self).__name__} {self.name!r}: load_state_dict: "
+                raise ValueError(f"{who(self)}: load_state_dict: "
                                  f"{k} expected shape {p.data.shape}, got {v.shape}")
-            p.data[...] = v
+            values[k] = v
+        for k, v in values.items():
+            own[k].data[...] = v
+            own[k].mark_modified()
 
-    def save(self, path: str) -> None:
-        """Write the state_dict to an ``.npz`` file."""
-        np.savez(path, **self.state_dict())
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the state_dict in ``.npz`` format to exactly `path` (no suffix is added)."""
+        with open(path, "wb") as f:
+            np.savez(f, **self.state_dict())
 
-    def load(self, path: str, strict: bool = True) -> "Module":
-        """Read an ``.npz`` written by `save` into this module; returns self."""
-        with np.load(path) as f:
-            self.load_state_dict({k: f[k] for k in f.files}, strict=strict)
+    def load(self, path: str | os.PathLike, strict: bool = True) -> "Module":
+        """Read a file written by `save` into this module; returns self.
+
+        Raises
+        ------
+        FileNotFoundError
+            When `path` does not exist.
+        ValueError
+            When the file is empty, truncated or not an ``.npz`` archive (the message names it).
+        """
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                state = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as e:
+            raise ValueError(f"{who(self)}: load: {os.fspath(path)!r} is not a complete .npz "
+                             f"file written by save() ({type(e).__name__}: {e})") from None
+        self.load_state_dict(state, strict=strict)
         return self
 
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        dtype = self._float_dtype()
+        if dtype is not None:
+            args = tuple(_cast(a, dtype) for a in args)
+            kwargs = {k: _cast(v, dtype) for k, v in kwargs.items()}
         with tg.scope(self.name):
             return self.forward(*args, **kwargs)
+
+    def _float_dtype(self) -> np.dtype | None:
+        """The dtype of the first parameter (own ones first), or None for a module without any."""
+        for p in self._params.values():
+            return p.data.dtype
+        for _, mod in self.named_modules():
+            for p in mod._params.values():
+                return p.data.dtype
+        return None
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} defines no forward()")
@@ -165,6 +213,15 @@ class Module:
             lines.append("  " * depth + f"({path.split('.')[-1]}): {type(mod).__name__}"
                          f"({mod.extra_repr()})")
         return "\n".join(lines)
+
+
+def _cast(x: Any, dtype: np.dtype) -> Any:
+    """A float array or tensor in `dtype` (the module boundary); anything else as it is."""
+    if isinstance(x, Tensor):
+        return x.astype(dtype) if x.data.dtype.kind == "f" and x.data.dtype != dtype else x
+    if isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype != dtype:
+        return x.astype(dtype)
+    return x
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from tinygraph.tensor import Tensor
 
 from tinygraph.data.synthetic import balanced_tree, tree_depth  # noqa: F401  (re-exported)
 
+from .loop import add_output, output
 from .module import Module, Transposed, init_uniform, who
 from .rnn import make_rng
 
@@ -96,8 +97,7 @@ class RecursiveNN(Module):
         self.W = self.param("W", init_uniform(r, (H, 2 * H), 2 * H, dtype))
         self.b = self.param("b", init_uniform(r, (H,), H, dtype))
         if output_size is not None:
-            self.V = self.param("V", init_uniform(r, (output_size, H), H, dtype))
-            self.c = self.param("c", init_uniform(r, (output_size,), H, dtype))
+            add_output(self, r, output_size, H, dtype)
 
     def _flatten(self, trees: Sequence[Any]) -> _Flat:
         """Post-order walk of every tree with an explicit stack; validates the form."""
@@ -179,7 +179,7 @@ class RecursiveNN(Module):
             levels.append(h)
             table = h if table is None else tg.concat([table, h], axis=0)
         root = table[row[np.asarray(f.roots)]]                                      # (B, H)
-        o = None if self.output_size is None else (root @ self.V.T + self.c).named("o")
+        o = None if self.output_size is None else output(self, root)
         return TreeOutput(o=o, root=root, levels=levels,
                           depth=[int(height[r]) for r in f.roots])
 
@@ -200,7 +200,7 @@ class RecursiveNN(Module):
             h.append(hi)
             levels[k].append(hi)
         root = tg.stack([h[r] for r in f.roots], axis=0)                            # (B, H)
-        o = None if self.output_size is None else (root @ self.V.T + self.c).named("o")
+        o = None if self.output_size is None else output(self, root)
         return TreeOutput(o=o, root=root, levels=levels,
                           depth=[f.height[r] for r in f.roots], nodes=h)
 

@@ -9,66 +9,20 @@ the gradient of each step's copy W(t) is known (`tinygraph.nn.step_grads`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 import tinygraph as tg
-from tinygraph.tensor import Tensor
+from tinygraph.tensor import Tensor, apply
 
-from .module import (Module, Transposed, as_float_seq, check_ids, init_uniform, initial_state,
-                     is_ids, who)
+from .loop import (CellSequence, RNNOutput, SequenceInput, legacy_state,  # noqa: F401
+                   length_masks, make_rng, per_step_mode, project, run, start_state)
+from .fused import ElmanScan
+from .module import Module, Transposed, init_uniform, who
 
-_rng = np.random.default_rng
-
-
-def make_rng(rng: Any) -> np.random.Generator:
-    """A Generator from a seed, a Generator or None."""
-    return rng if isinstance(rng, np.random.Generator) else _rng(rng)
-
-
-class SequenceInput:
-    """Per-step access to a batch of sequences: float (B, T, D) or int ids (B, T).
-
-    x(t) comes out as a leaf named ``x`` (tagged with the step it is first used in); a float
-    Tensor that is part of a graph is sliced with recorded ops, so gradients reach it.
-    """
-
-    def __init__(self, mod: Module, x: Any, size: int, what: str = "input x") -> None:
-        self.ids = is_ids(x)
-        if self.ids:
-            self.data = check_ids(mod, x, size, ndim=2, what=what)
-            self.tensor = None
-            if self.data.shape[1] == 0:
-                raise ValueError(f"{who(mod)}: {what} has length T = 0; expected at least one step")
-        else:
-            self.tensor = as_float_seq(mod, x, size, what)
-            self.data = self.tensor.data
-        self.tracked = self.tensor is not None and (self.tensor.requires_grad or
-                                                    self.tensor.op is not None)
-        self.batch, self.length = self.data.shape[:2]
-        # time-major copy: x(t) is then a contiguous (B, D) block, which matmul reads faster
-        self.steps = None if self.tracked else np.ascontiguousarray(np.swapaxes(self.data, 0, 1))
-
-    def at(self, t: int) -> Tensor:
-        """x(t) for t = 1..T."""
-        if self.tracked:
-            return self.tensor[:, t - 1].named("x")
-        return tg.tensor(self.steps[t - 1], name="x")
-
-
-def length_masks(mod: Module, lengths: Any, batch: int, T: int) -> np.ndarray | None:
-    """(T, B, 1) bool: True where step t is inside sequence b; None when all are full length."""
-    if lengths is None:
-        return None
-    n = np.asarray(lengths)
-    if n.shape != (batch,) or n.dtype.kind not in "iu" or n.min() < 1 or n.max() > T:
-        raise ValueError(f"{who(mod)}: expected lengths of shape ({batch},) with ints in "
-                         f"[1, {T}], got {n.tolist() if n.size < 20 else n.shape}")
-    if (n == T).all():
-        return None
-    return (np.arange(1, T + 1)[:, None] <= n[None, :])[:, :, None]
+__all__ = ["RNNCell", "RNN", "RNNOutput", "DynamicalSystem", "SequenceInput", "length_masks",
+           "make_rng"]
 
 
 class RNNCell(Module):
@@ -92,6 +46,8 @@ class RNNCell(Module):
         self.W = self.param("W", init_uniform(r, (hidden_size, hidden_size), hidden_size, dtype))
         self.b = self.param("b", init_uniform(r, (hidden_size,), hidden_size, dtype))
 
+    state_names = ("h",)
+
     def transposes(self) -> tuple[Transposed, Transposed]:
         """U^T and W^T for a loop over steps (made in this cell's scope); pass as `wt`."""
         with tg.scope(self.name):
@@ -100,41 +56,10 @@ class RNNCell(Module):
     def forward(self, x: Tensor, h: Tensor, name: str = "h", wt: tuple | None = None) -> Tensor:
         """h(t) from x(t) (B, D) float or (B,) int ids, and h(t-1) (B, H)."""
         UT, WT = (Transposed(self.U), Transposed(self.W)) if wt is None else wt
-        if x.dtype.kind in "iu":
-            xu = tg.embedding(UT(), x)                           # (B, H): U one_hot(x)
-        else:
-            xu = x @ UT()                                        # (B, H)
-        return tg.tanh(xu + h @ WT() + self.b).named(name)       # (B, H)
+        return tg.tanh(project(x, UT()) + h @ WT() + self.b).named(name)    # (B, H)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
-
-
-@dataclass
-class RNNOutput:
-    """What a recurrent module returns.
-
-    Attributes
-    ----------
-    o : list of Tensor
-        Output pre-activations o(t), each (B, K), for the steps in `steps`.
-    h : list of Tensor
-        States h(1)..h(tau), each (B, H) (for a stacked RNN: the top layer's).
-    steps : list of int
-        The step of each entry of `o`.
-    tokens : list of Tensor
-        Greedy choices argmax o(t), each int (B,), when the network fed its own output back.
-    """
-
-    o: list = field(default_factory=list)
-    h: list = field(default_factory=list)
-    steps: list = field(default_factory=list)
-    tokens: list = field(default_factory=list)
-
-    @property
-    def last(self) -> Tensor:
-        """o(tau) if there are outputs, else h(tau)."""
-        return self.o[-1] if self.o else self.h[-1]
 
 
 class DynamicalSystem(Module):
@@ -169,18 +94,21 @@ class DynamicalSystem(Module):
         if input_size:
             self.U = self.param("U", init_uniform(r, (state_size, input_size), state_size, dtype))
 
-    def forward(self, s0: Any = None, steps: int | None = None, x: Any = None) -> list[Tensor]:
+    def forward(self, state: Any = None, steps: int | None = None, x: Any = None,
+                **old: Any) -> list[Tensor]:
         """Unfold the system: returns [s(1), ..., s(tau)], each (B, S).
 
         Parameters
         ----------
-        s0 : array (B, S), optional
-            s(0); zeros when omitted (then `x` gives the batch size).
+        state : array (B, S), optional
+            s(0); zeros when omitted (then `x` gives the batch size). (``s0=`` is the
+            deprecated name.)
         steps : int
             tau, for the autonomous system.
         x : array (B, tau, D) or ids (B, tau)
             The input sequence of the driven system (tau is its length).
         """
+        state = legacy_state(self, state, old, "s0")
         if self.input_size:
             if x is None or steps is not None:
                 raise ValueError(f"{who(self)}: a driven system (input_size="
@@ -190,32 +118,30 @@ class DynamicalSystem(Module):
             B, T = seq.batch, seq.length
         else:
             if x is not None or steps is None or steps < 1:
-                raise ValueError(f"{who(self)}: the autonomous system takes s0 and steps >= 1 "
-                                 f"and no x; got steps={steps}, x={'None' if x is None else 'given'}")
-            if s0 is None:
-                raise ValueError(f"{who(self)}: the autonomous system needs s0 of shape "
+                raise ValueError(f"{who(self)}: the autonomous system takes state and steps >= 1 "
+                                 f"and no x; got steps={steps}, "
+                                 f"x={'None' if x is None else 'given'}")
+            if state is None:
+                raise ValueError(f"{who(self)}: the autonomous system needs state s(0) of shape "
                                  f"(B, {self.state_size})")
-            seq, B, T = None, np.shape(getattr(s0, "data", s0))[0], steps
+            seq, B, T = None, np.shape(getattr(state, "data", state))[0], steps
         name = "h" if seq is not None else "s"
-        s = initial_state(self, s0, B, self.state_size, self.W.dtype, name, what="s0")
+        s0 = start_state(self, state, B, self.state_size, self.W.dtype, (name,))
         WT = Transposed(self.W)
         UT = Transposed(self.U) if seq is not None else None
-        out = []
-        for t in range(1, T + 1):
-            with tg.step(t):
-                a = s @ WT() + self.b                                        # (B, S)
-                if seq is not None:
-                    xt = seq.at(t)
-                    a = a + (tg.embedding(UT(), xt) if seq.ids else xt @ UT())
-                s = tg.tanh(a).named(name)                                   # (B, S)
-                out.append(s)
-        return out
+
+        def step(t: int, s: Tensor, named: bool) -> Tensor:
+            a = s @ WT() + self.b                                            # (B, S)
+            if seq is not None:
+                a = a + project(seq.at(t), UT())
+            return tg.tanh(a).named(name)                                    # (B, S)
+        return run(step, s0, range(1, T + 1), names=(name,)).states
 
     def extra_repr(self) -> str:
         return f"state_size={self.state_size}, input_size={self.input_size}"
 
 
-class RNN(Module):
+class RNN(CellSequence):
     """Elman RNN with hidden-to-hidden recurrence (fig. 10.3, eq. 10.8-10.11).
 
     a(t) = b + W h(t-1) + U x(t);  h(t) = tanh(a(t));  o(t) = c + V h(t).
@@ -224,16 +150,9 @@ class RNN(Module):
 
     Parameters
     ----------
-    input_size : int
-        D; integer inputs are ids in [0, D), acting as one-hot x(t).
-    hidden_size : int
-        H.
-    output_size : int, optional
-        K; None for a network without outputs (only states).
-    output : {"every", "last"}
-    rng : int or Generator, optional
-    dtype : numpy dtype
-    name : str, optional
+    input_size, hidden_size, output_size, output, rng, dtype, name :
+        D, H, K (None: states only), "every" or "last", seed, dtype, scope name; see
+        `tinygraph.nn.loop.CellSequence`.
 
     Examples
     --------
@@ -243,58 +162,49 @@ class RNN(Module):
     (3, (1, 5), (1, 8))
     """
 
+    cell_class = RNNCell
+
     def __init__(self, input_size: int, hidden_size: int, output_size: int | None = None,
                  output: str = "every", rng: Any = None, dtype: Any = np.float64,
-                 name: str | None = None) -> None:
-        super().__init__(name)
-        if output not in ("every", "last"):
-            raise ValueError(f"RNN: output must be 'every' or 'last', got {output!r}")
-        r = make_rng(rng)
-        self.input_size, self.hidden_size, self.output_size = input_size, hidden_size, output_size
-        self.output = output
-        self.cell = RNNCell(input_size, hidden_size, rng=r, dtype=dtype)
-        if output_size is not None:
-            self.V = self.param("V", init_uniform(r, (output_size, hidden_size), hidden_size, dtype))
-            self.c = self.param("c", init_uniform(r, (output_size,), hidden_size, dtype))
+                 name: str | None = None, fused: bool = False) -> None:
+        super().__init__(input_size, hidden_size, output_size, output, rng, dtype, name)
+        self.fused = bool(fused)
 
-    def forward(self, x: Any, h0: Any = None, lengths: Any = None) -> RNNOutput:
-        """Run over a batch of sequences.
+    def forward(self, x: Any, state: Any = None, lengths: Any = None, **old: Any) -> RNNOutput:
+        """Run over a batch of sequences; see `CellSequence.forward`.
 
-        Parameters
-        ----------
-        x : array (B, tau, D) float, or int ids (B, tau)
-        h0 : array (B, H), optional
-            h(0); zeros by default.
-        lengths : int array (B,), optional
-            True lengths of padded sequences: a state stops changing after its sequence ends,
-            so ``h[-1]`` and the "last" output belong to each sequence's own last step.
-
-        Returns
-        -------
-        RNNOutput
+        With ``fused=True`` (and no `lengths`, outside `per_step_copies`) the recurrence is
+        one ``elman_scan`` op between batched input and output projections: the same numbers
+        and gradients as the per-step recording, in fewer ops.
         """
+        if not (self.fused and lengths is None and not per_step_mode()):
+            return super().forward(x, state, lengths, **old)
+        state = legacy_state(self, state, old, "h0")
         seq = SequenceInput(self, x, self.input_size)
-        B, T = seq.batch, seq.length
-        masks = length_masks(self, lengths, B, T)
-        h = initial_state(self, h0, B, self.hidden_size, self.cell.W.dtype)
-        wt = self.cell.transposes()
-        VT = Transposed(self.V) if self.output_size is not None else None
-        out = RNNOutput()
-        hname = "h" if masks is None else None   # with padding, h is the state after the mask
+        B, T, H = seq.batch, seq.length, self.hidden_size
+        h0 = start_state(self, state, B, H, self.cell.W.dtype)
+        cell = self.cell
+        with tg.scope(cell.name):
+            if seq.ids:
+                xu = tg.embedding(cell.U.T, tg.tensor(seq.steps, name="x"))          # (T, B, H)
+            else:
+                xt = (tg.transpose(seq.tensor, (1, 0, 2)) if seq.tracked
+                      else tg.tensor(seq.steps, name="x"))                          # (T, B, D)
+                xu = (xt.reshape(T * B, self.input_size) @ cell.U.T).reshape(T, B, H)
+            hs = apply(ElmanScan, (xu, cell.W, cell.b, h0))                         # (T, B, H)
+        out = RNNOutput(steps=[])
+        O = None
+        if self.output_size is not None and self.output == "every":
+            O = (hs.reshape(T * B, H) @ self.V.T + self.c).reshape(T, B, self.output_size)
         for t in range(1, T + 1):
             with tg.step(t):
-                h_new = self.cell(seq.at(t), h, name=hname, wt=wt)         # (B, H)
-                h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
-                out.h.append(h)
-                if VT is not None and (self.output == "every" or t == T):
-                    out.o.append(self.readout(h, VT))                      # (B, K)
+                out.h.append(hs[t - 1].named("h"))                                  # (B, H)
+                if O is not None:
+                    out.o.append(O[t - 1].named("o"))                               # (B, K)
                     out.steps.append(t)
+        if self.output_size is not None and self.output == "last":
+            with tg.step(T):
+                out.o.append(self.readout(out.h[-1]))
+                out.steps.append(T)
+        out.state = out.h[-1]
         return out
-
-    def readout(self, h: Tensor, VT: Transposed | None = None) -> Tensor:
-        """o(t) = c + V h(t), named ``o``."""
-        return (h @ (self.V.T if VT is None else VT()) + self.c).named("o")
-
-    def extra_repr(self) -> str:
-        return (f"{self.input_size}, {self.hidden_size}, {self.output_size}, "
-                f"output={self.output!r}")

@@ -14,8 +14,9 @@ import numpy as np
 import tinygraph as tg
 from tinygraph.tensor import Tensor
 
-from .module import Module, Transposed, check_ids, init_uniform, initial_state, who
-from .rnn import RNNCell, RNNOutput, SequenceInput, length_masks, make_rng
+from .loop import SequenceInput, add_output, length_masks, output, run, start_state
+from .module import Module, Transposed, check_ids, init_uniform, who
+from .rnn import RNNCell, RNNOutput, make_rng
 
 
 class Encoder(Module):
@@ -35,22 +36,18 @@ class Encoder(Module):
         self.input_size, self.hidden_size = input_size, hidden_size
         self.cell = RNNCell(input_size, hidden_size, rng=make_rng(rng), dtype=dtype)
 
-    def forward(self, x: Any, lengths: Any = None) -> tuple[Tensor, list[Tensor]]:
-        """Returns (C (B, H), [h(1), ..., h(n_x)])."""
+    def forward(self, x: Any, lengths: Any = None, state: Any = None
+                ) -> tuple[Tensor, list[Tensor]]:
+        """Returns (C (B, H), [h(1), ..., h(n_x)]); `state` is h(0) (zeros by default)."""
         seq = SequenceInput(self, x, self.input_size, "source x")
         B, T = seq.batch, seq.length
         masks = length_masks(self, lengths, B, T)
-        h = initial_state(self, None, B, self.hidden_size, self.cell.W.dtype)
+        h = start_state(self, state, B, self.hidden_size, self.cell.W.dtype)
         wt = self.cell.transposes()
-        hs = []
-        hname = "h" if masks is None else None   # with padding, h is the state after the mask
-        for t in range(1, T + 1):
-            with tg.step(t):
-                h_new = self.cell(seq.at(t), h, name=hname, wt=wt)         # (B, H)
-                h = h_new if masks is None else tg.where(masks[t - 1], h_new, h).named("h")
-                hs.append(h)
+        hs = run(lambda t, h, named: self.cell(seq.at(t), h, "h" if named else None, wt), h,
+                 range(1, T + 1), masks).states
         with tg.step(T):                                   # C sits at the end of the input
-            C = tg.identity(h).named("C")                  # C = h(n_x), a node of its own
+            C = tg.identity(hs[-1]).named("C")             # C = h(n_x), a node of its own
         return C, hs
 
     def extra_repr(self) -> str:
@@ -84,17 +81,15 @@ class Decoder(Module):
         self.W = self.param("W", init_uniform(r, (H, H), H, dtype))
         self.R = self.param("R", init_uniform(r, (H, K), H, dtype))
         self.b = self.param("b", init_uniform(r, (H,), H, dtype))
-        self.V = self.param("V", init_uniform(r, (K, H), H, dtype))
-        self.c = self.param("c", init_uniform(r, (K,), H, dtype))
+        add_output(self, r, K, H, dtype)
 
     def _transposes(self) -> tuple[Transposed, Transposed, Transposed]:
         return Transposed(self.W), Transposed(self.R), Transposed(self.V)
 
-    def _step(self, h: Tensor, fed: Tensor, uc: Tensor, wt: tuple) -> tuple[Tensor, Tensor]:
-        WT, RT, VT = wt
-        a = h @ WT() + tg.embedding(RT(), fed) + uc                         # (B, H)
-        h = tg.tanh(a).named("h")
-        return h, (h @ VT() + self.c).named("o")                            # (B, K)
+    def _cell(self, h: Tensor, fed: Tensor, uc: Tensor, wt: tuple) -> Tensor:
+        """h(t) = tanh(b + W h(t-1) + R y(t-1) + U C) (B, H); ``uc`` = U C + b."""
+        WT, RT, _ = wt
+        return tg.tanh(h @ WT() + tg.embedding(RT(), fed) + uc).named("h")
 
     def _context(self, C: Tensor) -> Tensor:
         if C.ndim != 2 or C.shape[1] != self.hidden_size:
@@ -108,31 +103,36 @@ class Decoder(Module):
         if y_in.shape[0] != C.shape[0]:
             raise ValueError(f"{who(self)}: decoder inputs have batch {y_in.shape[0]} but C has "
                              f"{C.shape[0]}")
-        uc = self._context(C)
-        h, out, wt = C, RNNOutput(), self._transposes()
-        for t in range(1, y_in.shape[1] + 1):
-            with tg.step(t):
-                with tg.step(t - 1):                                       # y(t-1)
-                    fed = tg.tensor(y_in[:, t - 1], name="y")
-                h, o = self._step(h, fed, uc, wt)
-                out.h.append(h), out.o.append(o), out.steps.append(t)
-        return out
+        uc, wt = self._context(C), self._transposes()
+
+        def step(t: int, h: Tensor, _named: bool) -> Tensor:
+            with tg.step(t - 1):                                           # y(t-1)
+                fed = tg.tensor(y_in[:, t - 1], name="y")
+            return self._cell(h, fed, uc, wt)                              # (B, H)
+        r = run(step, C, range(1, y_in.shape[1] + 1),
+                emit=lambda t, h: output(self, h, wt[2]))                   # (B, K)
+        return RNNOutput(o=r.outputs, h=r.states, steps=r.steps, state=r.final)
 
     def greedy(self, C: Tensor, bos: int, eos: int, max_len: int) -> RNNOutput:
         """Feed back argmax o(t) until every row emitted `eos` or `max_len` steps ran."""
-        uc = self._context(C)
-        h, out, wt = C, RNNOutput(), self._transposes()
+        uc, wt, out = self._context(C), self._transposes(), RNNOutput()
         with tg.step(0):
             fed: Tensor = tg.tensor(np.full(C.shape[0], bos, dtype=np.int64), name="y")
         done = np.zeros(C.shape[0], dtype=bool)
-        for t in range(1, max_len + 1):
-            with tg.step(t):
-                h, o = self._step(h, fed, uc, wt)
-                fed = tg.argmax(o, axis=-1)
-                out.h.append(h), out.o.append(o), out.steps.append(t), out.tokens.append(fed)
-            done |= fed.data == eos
-            if done.all():
-                break
+
+        def step(t: int, state: tuple, _named: bool) -> tuple:
+            h = self._cell(*state, uc, wt)                                 # (B, H)
+            o = output(self, h, wt[2])                                     # (B, K)
+            out.o.append(o)
+            out.tokens.append(tg.argmax(o, axis=-1))                       # fed back at t + 1
+            return h, out.tokens[-1]
+
+        def finished(state: tuple) -> bool:
+            np.logical_or(done, state[1].data == eos, out=done)
+            return bool(done.all())
+        r = run(step, (C, fed), range(1, max_len + 1), until=finished)
+        out.h, out.state = [s[0] for s in r.states], r.final[0]
+        out.steps = list(range(1, len(r.states) + 1))
         return out
 
     def extra_repr(self) -> str:

@@ -1,0 +1,97 @@
+"""The fused Elman recurrence (``RNN(fused=True)``): the per-step recording's loss and gradients
+to 1e-12, the seed's BPTT formulas to 1e-10, fewer ops, and the fallbacks that keep it honest."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tinygraph as tg
+from tinygraph import nn
+
+from nn_helpers import rel_err
+from reference_bptt import elman_bptt, random_elman
+
+
+def run(m, x, y, fused, state=None, lengths=None, mask=None):
+    m.fused = fused
+    m.zero_grad()
+    out = m(x, state=state, lengths=lengths)
+    if m.output == "every":
+        loss = nn.sequence_loss(out.o, y, mask=mask, reduction="sum")
+    else:
+        loss = tg.cross_entropy(out.last, y[:, 0], reduction="sum")
+    loss.backward(keep_grads=True)
+    return out, loss, {k: p.grad.copy() for k, p in m.named_parameters()}
+
+
+@pytest.mark.parametrize("output", ["every", "last"])
+@pytest.mark.parametrize("ids", [True, False])
+def test_fused_equals_the_per_step_recording(ids, output):
+    rng = np.random.default_rng(0)
+    B, T, D, H, K = 3, 9, 4, 5, 3
+    m = nn.RNN(D, H, K, output=output, rng=1)
+    x = rng.integers(0, D, (B, T)) if ids else rng.standard_normal((B, T, D))
+    y = rng.integers(0, K, (B, T))
+    h0 = rng.standard_normal((B, H))
+    o1, l1, g1 = run(m, x, y, False, state=h0)
+    o2, l2, g2 = run(m, x, y, True, state=h0)
+    assert abs(l1.item() - l2.item()) <= 1e-12 * abs(l1.item())
+    for k in g1:
+        assert rel_err(g2[k], g1[k]) < 1e-12, k
+    assert len(o2.h) == T and o2.steps == o1.steps
+    for a, b in zip(o1.h, o2.h):             # h(t) step by step
+        np.testing.assert_allclose(b.data, a.data, rtol=0, atol=1e-14)
+    nodes = lambda loss: len(tg.trace(loss).nodes)                        # noqa: E731
+    assert nodes(l2) < nodes(l1)
+
+
+def test_fused_gradients_equal_the_seed_formulas():
+    p, x, y = random_elman(B=4, T=30, D=3, H=6, K=5, seed=2, scale=0.9)
+    m = nn.RNN(3, 6, 5, rng=0, fused=True)
+    m.load_state_dict({"cell.U": p["U"], "cell.W": p["W"], "cell.b": p["b"], "V": p["V"],
+                       "c": p["c"]})
+    out, loss, g = run(m, x, y, True)
+    ref = elman_bptt(**p, x=x, y=y)
+    assert abs(loss.item() - ref["loss"]) <= 1e-12 * abs(ref["loss"])
+    for k, key in {"U": "cell.U", "W": "cell.W", "b": "cell.b", "V": "V", "c": "c"}.items():
+        assert rel_err(g[key], ref[k]) < 1e-10, k
+    for t in range(1, 31):
+        np.testing.assert_allclose(out.h[t - 1].data, ref["h"][t], rtol=1e-12, atol=1e-15)
+
+
+def test_fused_graph_tags_o_and_l_with_their_steps():
+    m = nn.RNN(4, 5, 3, rng=0, fused=True)
+    loss = nn.sequence_loss(m(np.array([[0, 1, 2, 3]])).o, np.array([[0, 1, 2, 0]]))
+    nodes = [d for _, d in tg.trace(loss).to_networkx().nodes(data=True)]
+    scan = [d for d in nodes if d["op"] == "elman_scan"]
+    assert len(scan) == 1 and scan[0]["scope"] == "rnn/cell"
+    for v in ("o", "L"):                     # (the h(t) slices are off the loss path: o reads all)
+        got = [d["step"] for d in nodes if d["name"] == v and d["kind"] == "op"]
+        assert got[:4] == [1, 2, 3, 4], v
+
+
+def test_a_float_input_that_requires_grad_gets_the_same_gradient():
+    rng = np.random.default_rng(3)
+    m = nn.RNN(3, 4, 2, rng=0)
+    xs, y = rng.standard_normal((2, 5, 3)), rng.integers(0, 2, (2, 5))
+    grads = []
+    for fused in (False, True):
+        x = tg.tensor(xs, requires_grad=True)
+        run(m, x, y, fused)
+        grads.append(x.grad.copy())
+    assert rel_err(grads[1], grads[0]) < 1e-12
+
+
+def test_padding_and_per_step_copies_fall_back_to_the_per_step_recording():
+    rng = np.random.default_rng(4)
+    m = nn.RNN(4, 5, 3, rng=0, fused=True)
+    x, y = rng.integers(0, 4, (2, 5)), rng.integers(0, 3, (2, 5))
+
+    def ops(loss):
+        return [d["op"] for _, d in tg.trace(loss).to_networkx().nodes(data=True)]
+    _, loss, _ = run(m, x, y, True, lengths=np.array([5, 3]))
+    assert "elman_scan" not in ops(loss) and "where" in ops(loss)
+    with nn.per_step_copies():
+        out = m(x)
+    assert "elman_scan" not in ops(nn.sequence_loss(out.o, y))
+    assert "elman_scan" in ops(nn.sequence_loss(m(x).o, y))
