@@ -445,13 +445,14 @@ def user_frame() -> tuple[str, str | None] | None:
             key = (code.co_filename, frame.f_lineno)
             here = _LINES.get(key)
             if here is None:
-                here = _LINES[key] = _describe(*key)
+                here = _LINES[key] = source_line(*key)
             return here
         frame = frame.f_back
     return None
 
 
-def _describe(fname: str, line: int) -> tuple[str, str | None]:
+def source_line(fname: str, line: int) -> tuple[str, str | None]:
+    """(`path/file.py:line`, the stripped code of that line or None): what `src` and `code` say."""
     short = _SHORT.get(fname)
     if short is None:
         short = _SHORT[fname] = short_path(fname)
