@@ -100,10 +100,91 @@ def test_source_lines_and_value_norms_when_recorded():
     with tg.recording(source=True, values=True):
         y = x * 1.0
     node = tg.trace(y).nodes[-1]
-    assert node["src"].endswith(f"test_export.py:{_line_of('y = x * 1.0')}")
+    assert node["src"] == f"tests/test_export.py:{_line_of('y = x * 1.0')}"
+    assert node["code"] == "y = x * 1.0"
     assert node["value_norm"] == pytest.approx(5.0)
     z = x * 1.0
-    assert tg.trace(z).nodes[-1]["src"] is None
+    assert tg.trace(z).nodes[-1]["src"] is None and tg.trace(z).nodes[-1]["code"] is None
+
+
+def test_code_is_the_users_line_for_every_node_of_a_recurrence():
+    rng = np.random.default_rng(4)
+    W = tg.Parameter(rng.standard_normal((3, 3)), name="W")
+    U = tg.Parameter(rng.standard_normal((3, 2)), name="U")
+    x = tg.tensor(rng.standard_normal((4, 2)), name="x")
+    h = tg.zeros(3, name="h")
+    with tg.recording():
+        for t in range(4):
+            h = tg.tanh(W @ h + U @ x[t])
+        loss = h.sum()
+    g = tg.trace(loss)
+    line = "h = tg.tanh(W @ h + U @ x[t])"
+    by_op = {}
+    for n in g.nodes:
+        by_op.setdefault(n["op"], set()).add((n["src"], n["code"]))
+    here = f"tests/test_export.py:{_line_of(line)}"
+    for op in ("matmul", "add", "tanh"):
+        assert by_op[op] == {(here, line)}, op
+    assert by_op["sum"] == {(f"tests/test_export.py:{_line_of('loss = h.sum()')}", "loss = h.sum()")}
+    back = tg.Graph.from_dict(json.loads(g.to_json()))
+    assert [n["code"] for n in back.nodes] == [n["code"] for n in g.nodes]
+
+
+# ------------------------------------------------------------------------------------------------
+# linear export: checked by structure and by counting, never by the clock
+# ------------------------------------------------------------------------------------------------
+
+def _wide(n, repeat=0):
+    """getitem x[k] for k < n, then one `stack` of them all (the first `repeat` used twice)."""
+    x = tg.tensor(np.arange(n, dtype=float), requires_grad=True, name="x")
+    items = [x[k] for k in range(n)]
+    return tg.stack(items + items[:repeat]).sum()
+
+
+def test_a_stack_of_20000_inputs_traces_with_one_edge_per_input():
+    n, rep = 20_000, 50
+    g = tg.trace(_wide(n, rep))
+    assert len(g.nodes) == 1 + n + 2
+    assert len(g.edges) == n + n + 1
+    stack = len(g.nodes) - 2
+    into = [e for e in g.edges if e["target"] == stack]
+    assert [e["source"] for e in into] == list(range(1, n + 1))      # in argument order
+    assert [e["args"] for e in into[:rep]] == [[k, n + k] for k in range(rep)]
+    assert all(e["args"] == [e["arg"]] for e in into[rep:])
+    G = g.to_networkx()
+    assert G.number_of_nodes() == len(g.nodes) and G.number_of_edges() == len(g.edges)
+    assert G.in_degree(stack) == n and G.edges[1, stack]["args"] == [0, n]
+
+
+def _line_events(fn):
+    """How many Python lines `fn` executes (in any module): a machine-independent cost."""
+    count = 0
+
+    def tracer(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return tracer
+
+    old = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        fn()
+    finally:
+        sys.settrace(old)
+    return count
+
+
+@pytest.mark.parametrize("repeat", [0, 1], ids=["distinct-inputs", "inputs-used-twice"])
+def test_trace_and_to_networkx_cost_grows_linearly_with_a_nodes_inputs(repeat):
+    costs = {}
+    for n in (500, 2000):
+        loss = _wide(n, repeat * n)
+        g = tg.trace(loss)
+        costs[n] = (_line_events(lambda: tg.trace(loss)), _line_events(g.to_networkx))
+    for k in range(2):
+        # 4x the inputs: 4x the lines run (a quadratic scan would run 16x)
+        assert costs[2000][k] < 4.4 * costs[500][k], costs
 
 
 def _line_of(text):

@@ -19,7 +19,7 @@ from . import ops as _ops
 from .ops import *  # noqa: F401,F403  (one function per entry of OPS; ops.__all__ is the table)
 from .flow import GradientFlow, VariableFlow, flow
 from .registry import OPS
-from .tape import new_graph, no_grad, recording, scope, step
+from .tape import isolated, new_graph, no_grad, recording, scope, step
 from .tensor import (Parameter, Tensor, as_tensor, from_numpy, full, ones, randn, tensor, uniform,
                      zeros)
 
@@ -28,7 +28,7 @@ from . import nn, optim  # noqa: E402  (they build on everything above)
 __all__ = [
     "Tensor", "Parameter", "tensor", "as_tensor", "from_numpy", "zeros", "ones", "full", "randn",
     "uniform", *_ops.__all__,
-    "scope", "step", "no_grad", "recording", "new_graph", "grad", "contributions",
+    "scope", "step", "no_grad", "recording", "new_graph", "isolated", "grad", "contributions",
     "trace", "Graph", "detect_anomaly", "gradcheck", "GradcheckResult", "GradcheckError",
     "AnomalyError", "OPS", "nn", "optim", "__version__",
     "flow", "GradientFlow", "VariableFlow",

@@ -19,7 +19,7 @@ import numpy as np
 from . import tape as _tp
 from .anomaly import check_backward
 from .registry import SliceGrad, densify
-from .tape import FREED, STATE, Meta, Tape
+from .tape import FREED, Meta, Tape
 from .tensor import Tensor
 
 
@@ -80,7 +80,7 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
             d.clear()
     watch = bool(tape.hooks or tape.retained or keep_grads or capture)
     stale = _stale_leaves(tape)
-    anomaly = STATE.anomaly
+    anomaly = _tp.current_state().anomaly
     for i in range(top, -1, -1):
         g = grads[i]
         if g is None:
@@ -144,6 +144,13 @@ def _leaf_grad(tape: Tape, i: int, g: np.ndarray) -> np.ndarray:
     """The finished gradient of leaf node i: its tensor's hooks applied, in its dtype."""
     if i in tape.external:
         step = Meta._make(tape.meta[i]).step
+        made = tape.foreign[i]()
+        if made is not None and made._tape is not None and not made._tape.released:
+            raise RuntimeError(
+                f"backward: tensor {tape.leaf[i].name or ''} (made at step {step}) was recorded "
+                f"on another tape that is still open: by another thread or asyncio task (each "
+                f"records on its own tape), or before tg.new_graph(). No gradient can flow back "
+                f"into it from here: detach() it, or record both in the same thread / task")
         raise RuntimeError(
             f"backward: tensor {tape.leaf[i].name or ''} (made at step {step}) "
             f"was made by a graph that was already backpropagated and released. Carried state in "
@@ -377,7 +384,7 @@ def contributions(param: Tensor, t: Tensor | None = None) -> list[tuple[int | No
     read `param`; the arrays sum to ``param.grad`` (of that backward). `t` is any tensor of the
     graph (by default the most recent graph is used).
     """
-    tape = t._tape if t is not None else STATE.tape_ref()
+    tape = t._tape if t is not None else _tp.last_tape()
     if tape is None or not tape.contribs:
         raise RuntimeError("contributions: run backward(keep_grads=True) first, and pass a tensor "
                            "of that graph as `t`")

@@ -16,7 +16,6 @@ import numpy as np
 from . import tape as _tp
 from .anomaly import AnomalyError
 from .ops import mul, sum as tsum
-from .tape import STATE
 from .tensor import Tensor
 
 __all__ = ["AnomalyError", "detect_anomaly", "gradcheck", "GradcheckError", "GradcheckResult"]
@@ -29,12 +28,8 @@ def detect_anomaly() -> Iterator[None]:
     The error names the op, its scope and time step, the shapes, a value summary and the user's
     source line (source lines are recorded while the mode is on).
     """
-    old = (STATE.anomaly, STATE.source)
-    STATE.anomaly, STATE.source = True, True
-    try:
+    with _tp.Switch({"anomaly": True, "source": True}):
         yield
-    finally:
-        STATE.anomaly, STATE.source = old
 
 
 class GradcheckError(AssertionError):

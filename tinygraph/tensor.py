@@ -21,7 +21,7 @@ import numpy as np
 from . import tape as _tp
 from .anomaly import check_forward
 from .registry import DEFAULT_DTYPE
-from .tape import STATE, Meta, Tape
+from .tape import Meta, Tape, current_state
 
 _SCALARS = (numbers.Number, np.generic)
 
@@ -58,7 +58,7 @@ class Tensor:
         self._tape: Tape | None = None
         self._idx = -1
         self._hooks: list | None = None
-        self._born = STATE.step  # the time step this tensor was made in (its leaf node's step)
+        self._born = current_state().step  # the step this tensor was made in (its leaf's step)
         self._version = 0  # bumped by in-place updates (optimizers), checked by backward
 
     # -- properties -----------------------------------------------------------------------------
@@ -223,6 +223,7 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     idx = len(tape.ops)
     name = t._name
     leaf = t
+    st = current_state()
     if t._tape is not None:  # made on another (released) tape: an input here, with no way back
         kind = "input"
         m = Meta._make(t._tape.meta[t._idx])
@@ -232,9 +233,9 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
         tape.foreign[idx] = weakref.ref(t)
         leaf = Tensor(t.data, name=name)
     elif isinstance(t, Parameter):
-        kind, scope, step = "param", STATE.scope, None
+        kind, scope, step = "param", st.scope, None
     else:
-        kind, scope, step = ("const" if name == "<const>" else "input"), STATE.scope, t._born
+        kind, scope, step = ("const" if name == "<const>" else "input"), st.scope, t._born
         if kind == "const":
             name = None
     tape.ops.append(None)
@@ -248,9 +249,9 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
         tape.names[idx] = name
     tape.leaf[idx] = leaf
     tape.leaves[key] = idx
-    if STATE.source:
-        tape.src[idx] = _tp.user_frame_line()
-    if STATE.values and t.data.dtype.kind in "fc":
+    if st.source:
+        _tp.record_source(tape, idx)
+    if st.values and t.data.dtype.kind in "fc":
         tape.value_norms[idx] = float(np.linalg.norm(t.data))
     return idx
 
@@ -260,7 +261,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
     This is the hot path of the engine, written out flat on purpose: it runs once per op.
     """
-    st = STATE
+    st = current_state()  # this thread's / task's switches, read once
     try:
         if len(tensors) == 2:
             out, saved = op.forward(tensors[0].data, tensors[1].data, **static)
@@ -286,8 +287,11 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     res._version = 0  # every tensor has one: an untracked output can be a leaf later
     if not st.grad_enabled:
         return res
-    tape = st.tape_ref()
-    if tape is None or tape.released:
+    home = st.home
+    tape = home.tape_ref()
+    loop = _running_loop()  # the owner check: a task or thread never records on another's tape
+    if (tape is None or tape.released
+            or home.owner != (_ident() if loop is None else _tp.owner())):
         tape = _tp.current_tape()
     ids = []
     need = []
@@ -309,10 +313,11 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
         need.append(r)
         if r:
             track = req = True
-    if other is not None and max(ids) < 0:
+    if other is not None and max(ids) < 0 and other.owner == tape.owner:
         # every recorded input comes from a tape a backward has swept: keep appending to it, so
         # a second loss of that graph (multi-loss, multi-head) still reaches what that backward
-        # did not release; what it released raises when a backward reaches it
+        # did not release; what it released raises when a backward reaches it. Only a tape of
+        # this thread / task: another's is never appended to (see tape.current_state)
         tape = other
         ids = [t._idx if t._tape is other else -1 for t in tensors]
         track = True
@@ -339,7 +344,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     tape.need.append(_NEEDS.setdefault(need, need))
     tape.meta.append((_SHAPES.setdefault(shape, shape), out.dtype, "op", st.scope, st.step, req))
     if st.source:
-        tape.src[idx] = _tp.user_frame_line()
+        _tp.record_source(tape, idx)
     if st.values and out.dtype.kind in "fc":
         tape.value_norms[idx] = float(np.linalg.norm(out))
     res.requires_grad = req
@@ -349,6 +354,7 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
 
 
 _new = object.__new__
+_running_loop, _ident = _tp._running_loop, _tp._ident
 # two tables, not one: (True,) == (1,) in Python, so a shared table handed a `need` tuple back as
 # the shape (1,) and the export wrote the shape [true]
 _NEEDS: dict[tuple, tuple] = {}

@@ -154,7 +154,7 @@ class Recording:
         self._explicit = False
         self._roots: list[int] = []
         self._paused = False
-        self._src: str | None = None               # user line of the call being recorded
+        self._src: tuple | None = None             # (src, code) of the call being recorded
         self._mode: _Mode | None = None
         self._thread: int | None = None
         self.notes: list[str] = []
@@ -308,7 +308,7 @@ class Recording:
         return None, False
 
     def _new(self, op: str, kind: str, inputs: tuple, fn: Callable | None,
-             step: tuple | None = None, src: str | None = None) -> int:
+             step: tuple | None = None, src: tuple | None = None) -> int:
         s, fixed = self._now() if step is None else step
         node = Node(op, kind, inputs, fn, _tape.STATE.scope, s, fixed, src)
         if self._stack:
@@ -333,7 +333,7 @@ class Recording:
     def _tracked(self, t: Any) -> bool:
         return id(t) in self._ids or id(t) in self._params or t.requires_grad
 
-    def _node_of(self, t: Any, src: str | None = None) -> int:
+    def _node_of(self, t: Any, src: tuple | None = None) -> int:
         n = self._ids.get(id(t))
         if n is not None:
             return n
@@ -702,7 +702,8 @@ class Recording:
                 "shape": list(node.shape or []), "dtype": node.dtype, "scope": node.scope,
                 "step": None if node.kind == "param" else node.step,
                 "param": ",".join(dict.fromkeys(params)) or None,
-                "requires_grad": bool(node.requires_grad), "src": node.src,
+                "requires_grad": bool(node.requires_grad),
+                "src": node.src and node.src[0], "code": node.src and node.src[1],
                 "value_norm": calls.norm(node.value), "grad_norm": calls.norm(g)})
             seen: dict[int, list] = {}
             for pos, j in enumerate(node.inputs):

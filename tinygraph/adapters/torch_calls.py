@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import torch
 
+from .. import tape as _tape
+
 #: calls that never make a node (queries, printing, bookkeeping)
 PASS = frozenset({
     "dim", "size", "numel", "item", "tolist", "numpy", "stride", "data_ptr", "is_contiguous",
@@ -60,16 +62,15 @@ def is_inplace(name: str) -> bool:
     return name in INPLACE_DUNDER or (name.endswith("_") and not name.startswith("_"))
 
 
-def user_line() -> str | None:
-    """`file.py:line` of the first frame outside torch and this adapter."""
+def user_line() -> tuple[str, str | None] | None:
+    """(`src`, `code`) of the first frame outside torch and this adapter (the engine's form)."""
     frame: Any = sys._getframe(2)
     while frame is not None:
         fname = os.path.abspath(frame.f_code.co_filename)
         if not (fname.startswith(_TORCH_DIR) or os.path.dirname(fname) == _HERE
                 or fname == _CTX
                 or fname.startswith("<frozen")):
-            rel = os.path.relpath(fname)
-            return f"{os.path.basename(fname) if rel.startswith('..') else rel}:{frame.f_lineno}"
+            return _tape.source_line(fname, frame.f_lineno)
         frame = frame.f_back
     return None
 

@@ -29,7 +29,7 @@ class Node:
                  "real", "shape", "dtype", "requires_grad", "module", "check", "key")
 
     def __init__(self, op: str, kind: str, inputs: tuple, fn: Callable | None, scope: str,
-                 step: int | None, fixed: bool, src: str | None) -> None:
+                 step: int | None, fixed: bool, src: tuple | None) -> None:
         self.op, self.kind, self.inputs, self.fn = op, kind, inputs, fn
         self.scope, self.step, self.fixed, self.src = scope, step, fixed, src
         self.name: str | None = None
