@@ -596,8 +596,13 @@ class Recording:
             infer_names(self.nodes, keep, out)
             labels = param_labels(self.nodes, keep, self._explicit_names)
             if flow is None:
-                flow = bool(self._grads) and torch_flow.steps_of(self.nodes, keep) <= \
-                    torch_flow.MAX_STEPS
+                T = torch_flow.steps_of(self.nodes, keep)
+                flow = bool(self._grads) and T <= torch_flow.MAX_STEPS
+                if self._grads and not flow:
+                    self.notes.append(
+                        f"per-loss-term flow not computed: {T} steps is more than "
+                        f"{torch_flow.MAX_STEPS} steps (its cost grows as T²); "
+                        f"graph(flow=True) computes it anyway")
             gf = None
             if flow:
                 gf, note = torch_flow.compute(self.nodes, keep, labels)
