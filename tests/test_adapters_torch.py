@@ -274,3 +274,23 @@ def test_flow_option_and_its_limit() -> None:
     assert "flow" not in g.attrs
     assert any("no per-step loss terms" in n for n in g.attrs["notes"])
     assert viz.diagnose(g).verdict == "undetermined"
+
+
+def test_large_jacobians_are_skipped_by_default() -> None:
+    """The spectra need (steps x batch x H x H) numbers: past MAX_JACOBIAN only F is exported
+    (sigma NaN), and the note says so; F itself is unchanged."""
+    import numpy as np
+    from tinygraph.adapters import torch_flow
+    model, rec, g = recorded("elman", 22)
+    full = g.attrs["flow"]["variables"][0]
+    old = torch_flow.MAX_JACOBIAN
+    try:
+        torch_flow.MAX_JACOBIAN = T * B * H * H - 1
+        model, rec, g = recorded("elman", 22)
+    finally:
+        torch_flow.MAX_JACOBIAN = old
+    (v,) = g.attrs["flow"]["variables"]
+    assert np.isnan(v["sigma"]).all() and not np.isnan(full["sigma"][1:]).any()
+    assert v["F"] == full["F"]
+    assert any("Jacobian spectra of elman/h skipped" in n for n in g.attrs["notes"])
+    assert viz.diagnose(g).verdict == viz.diagnose(recorded("elman", 22)[2]).verdict

@@ -34,6 +34,8 @@ from .torch_infer import STATES
 
 #: ``Recording.graph(flow=None)`` computes the flow for recordings up to this many steps
 MAX_STEPS = 1000
+#: ... and the per-step Jacobians (n, B, H, H) only up to this many numbers (128 MB of float64)
+MAX_JACOBIAN = 2 ** 24
 _WEIGHT = re.compile(r"^W\d*$")
 
 
@@ -165,9 +167,10 @@ def _jacobians(N: list, keep: list[int], seq: list[int]) -> np.ndarray:
 
 
 def compute(N: list, keep: list[int], labels: dict, window: int = 10,
-            jacobians: bool = True) -> tuple[GradientFlow | None, str]:
+            jacobians: bool | None = None) -> tuple[GradientFlow | None, str]:
     """The recording's `GradientFlow` (None when it has no loss terms or no recurrent
-    variable), and a note saying what was computed or why not."""
+    variable), and a note saying what was computed or why not. `jacobians` None: each
+    variable's spectra when its Jacobians hold at most `MAX_JACOBIAN` numbers."""
     start = time.perf_counter()
     losses = loss_terms(N, keep)
     groups = state_groups(N, keep)
@@ -179,7 +182,7 @@ def compute(N: list, keep: list[int], labels: dict, window: int = 10,
                       "told apart; one loss over all steps at once cannot)")
     vals, _ = replay(N, keep)
     loss_steps = np.array([N[i].step for i in losses], dtype=float)
-    out, sweeps = [], 0
+    out, sweeps, skipped = [], 0, []
     for label, seq in groups.items():
         Fm = np.zeros((len(losses), len(seq)))
         states = [vals[s] for s in seq]
@@ -189,7 +192,11 @@ def compute(N: list, keep: list[int], labels: dict, window: int = 10,
             Fm[r] = [0.0 if g is None else float(torch.linalg.vector_norm(g.double()))
                      for g in got]
         J = None
-        if jacobians and len(seq) > 1:
+        shape = N[seq[0]].shape or [1]
+        size = len(seq) * int(np.prod(shape)) * int(shape[-1])   # n x B x H x H
+        if jacobians is None and size > MAX_JACOBIAN:
+            skipped.append(label)
+        if (jacobians or (jacobians is None and size <= MAX_JACOBIAN)) and len(seq) > 1:
             J = _jacobians(N, keep, seq)
             sweeps += J.shape[-1]
         w = recurrent_weight(N, keep, labels, N[seq[0]].scope)
@@ -201,5 +208,9 @@ def compute(N: list, keep: list[int], labels: dict, window: int = 10,
             tuple(seq), tuple(losses)))
     gf = GradientFlow(tuple(out), sweeps, time.perf_counter() - start)
     names = ", ".join(v.label for v in gf.variables)
-    return gf, (f"per-loss-term flow of {names}: {len(losses)} loss terms, {sweeps} reverse "
-                f"sweeps, {gf.seconds:.2g} s")
+    note = (f"per-loss-term flow of {names}: {len(losses)} loss terms, {sweeps} reverse "
+            f"sweeps, {gf.seconds:.2g} s")
+    if skipped:
+        note += (f"; Jacobian spectra of {', '.join(skipped)} skipped (more than "
+                 f"{MAX_JACOBIAN} numbers: steps x batch x H x H)")
+    return gf, note
