@@ -2,8 +2,9 @@
 
 Flow: torch models (written here) -> tinygraph.adapters.torch.record -> tinygraph.Graph (with
 the per-loss-term flow the adapter exports) -> viz figures (PNG: folded, unfolded with gradient
-norms, the flow heat map with `viz.diagnose`'s verdict in its caption) in a folder. torch is optional: `write` raises ImportError with the install line
-when it is missing (the gallery can skip the exhibit then). ``python -m demos.torch_exhibit out``
+norms, the flow heat map with `viz.diagnose`'s verdict in its caption) in a folder. torch is
+optional: `write` raises ImportError with the install line when it is missing (the gallery can
+skip the exhibit then). ``python -m demos.torch_exhibit out``
 """
 from __future__ import annotations
 
