@@ -1,8 +1,10 @@
 """The PyTorch exhibit: a torch Elman loop and an nn.LSTM, recorded and drawn like the book's.
 
-Flow: torch models (written here) -> tinygraph.adapters.torch.record -> tinygraph.Graph -> viz
-figures (PNG) in a folder. torch is optional: `write` raises ImportError with the install line
-when it is missing (the gallery can skip the exhibit then). ``python -m demos.torch_exhibit out``
+Flow: torch models (written here) -> tinygraph.adapters.torch.record -> tinygraph.Graph (with
+the per-loss-term flow the adapter exports) -> viz figures (PNG: folded, unfolded with gradient
+norms, the flow heat map with `viz.diagnose`'s verdict in its caption) in a folder. torch is
+optional: `write` raises ImportError with the install line when it is missing (the gallery can
+skip the exhibit then). ``python -m demos.torch_exhibit out``
 """
 from __future__ import annotations
 
@@ -108,10 +110,14 @@ def write(out: str) -> list[tuple[str, str]]:
                  f"{what}, unfolded, with ‖∂L/∂·‖")):
             name = f"{key}_{view}.png"
             viz.render(fig, os.path.join(out, name))
-            os.remove(os.path.join(out, f"{key}_{view}.dot"))  # render writes it first
             figures.append((name, caption))
+        report = viz.diagnose(graph)
+        name = f"{key}_flow.png"
+        fig = viz.flow_map(graph, os.path.join(out, name), title=f"{what}: ‖∂L(τ′)/∂·(t)‖")
+        fig.clear()  # made without pyplot: nothing else holds it
+        figures.append((name, f"{what}, per-loss-term flow; diagnose: {report.verdict} "
+                              f"({'; '.join(report.reasons)})"))
     return figures
-
 
 if __name__ == "__main__":
     for name, caption in write(sys.argv[1] if len(sys.argv) > 1 else "out"):

@@ -5,6 +5,7 @@ and torch's gradient norms. Skipped when torch is not installed.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,7 +20,7 @@ import torch.nn as nn  # noqa: E402
 
 import viz  # noqa: E402
 from tinygraph.adapters import torch as tgt  # noqa: E402
-from torch_models import ARCHS, B, H, ROOT, T, make, needs_dot, one_thread, recorded  # noqa: E402,F401 (one_thread: autouse)
+from torch_models import ARCHS, B, D, H, K, ROOT, T, make, needs_dot, one_thread, recorded  # noqa: E402,F401 (one_thread: autouse)
 from tinygraph.export import NODE_KEYS, Graph  # noqa: E402
 
 
@@ -72,9 +73,16 @@ def test_viz_draws_the_torch_graph(arch: str, tmp_path) -> None:
     assert "digraph" in viz.folded(g).source
     assert "digraph" in viz.unfolded(g, grads=True).source
     report = viz.diagnose(g)
-    assert report.verdict in ("healthy", "vanishing", "exploding")
-    recurrent = [s.variable.split("/")[-1] for s in report.series]
-    assert ("c" if "lstm" in arch else "h") in recurrent
+    # T = 5 from a small init: the flow from L(5) reaches h(1) (c(1)) well above 1e-3 of local
+    assert report.verdict == "healthy", str(report)
+    recurrent = sorted(s.variable.split("/")[-1] for s in report.series)
+    assert recurrent == (["c", "h"] if "lstm" in arch else ["h"])
+    # every recurrent variable judged from the exported per-loss-term flow, over all T steps
+    assert [f.source for f in report.findings] == ["flow"] * len(recurrent)
+    assert all(f.loss == f"L({T})" and f.horizon == f.span == T - 1 for f in report.findings)
+    if importlib.util.find_spec("matplotlib") is not None:  # one heat-map panel per variable
+        titles = [ax.get_title() for ax in viz.flow_map(g).axes if ax.get_title()]
+        assert sorted(t.split()[2][0] for t in titles) == recurrent, titles
     assert viz.param_contributions(g)  # per-step ∇W(t) from the edges' gradients
     path = tmp_path / "g.json"
     g.save(str(path))
@@ -147,8 +155,10 @@ def test_the_readme_example_runs(tmp_path, monkeypatch) -> None:
 def test_the_torch_exhibit_writes_its_figures(tmp_path) -> None:
     from demos import torch_exhibit
     figures = torch_exhibit.write(str(tmp_path))
-    assert [name for name, _ in figures] == ["torch_elman_folded.png", "torch_elman_unfolded.png",
-                                             "torch_lstm_folded.png", "torch_lstm_unfolded.png"]
+    assert [name for name, _ in figures] == [
+        "torch_elman_folded.png", "torch_elman_unfolded.png", "torch_elman_flow.png",
+        "torch_lstm_folded.png", "torch_lstm_unfolded.png", "torch_lstm_flow.png"]
+    assert all("diagnose: healthy" in caption for name, caption in figures if "flow" in name)
     for name, _ in figures:
         assert (tmp_path / name).stat().st_size > 1000
 
@@ -174,8 +184,8 @@ def test_missing_torch_says_how_to_install() -> None:
 def test_gradient_chart_of_a_torch_graph(tmp_path) -> None:
     pytest.importorskip("matplotlib")
     model, rec, g = recorded("rnn_cell", 18)
-    path = viz.gradient_chart(g, str(tmp_path / "chart.png"))
-    assert os.path.getsize(path) > 1000
+    fig = viz.gradient_chart(g, str(tmp_path / "chart.png"))
+    assert fig.axes and os.path.getsize(tmp_path / "chart.png") > 1000
 
 
 def test_no_backward_gives_a_graph_without_gradients() -> None:
@@ -186,3 +196,101 @@ def test_no_backward_gives_a_graph_without_gradients() -> None:
     assert all(n["grad_norm"] is None for n in g.nodes)
     assert all(e["grad_norm"] is None for e in g.edges)
     assert "digraph" in viz.folded(g).source
+
+
+def _torch_twin(m, x: "np.ndarray", y: "np.ndarray") -> Graph:
+    """The seed's Elman RNN written in torch with the weights of tinygraph's ``nn.RNN`` `m`
+    (one-hot x(t) @ Uᵀ is U's column x(t), as tinygraph's embedding reads it), recorded."""
+    import torch.nn.functional as F
+    p = {k: torch.tensor(v.data, requires_grad=True)
+         for k, v in (("U", m.cell.U), ("W", m.cell.W), ("b", m.cell.b), ("V", m.V),
+                      ("c", m.c))}
+    Bn, Tn = x.shape
+    onehot = F.one_hot(torch.as_tensor(x), m.cell.U.shape[1]).double()
+    with tgt.record(p) as rec:
+        h = torch.zeros(Bn, m.cell.W.shape[0], dtype=torch.float64)
+        losses = []
+        for t in range(Tn):
+            with tgt.step(t + 1):
+                h = torch.tanh(p["b"] + h @ p["W"].T + onehot[:, t] @ p["U"].T)
+                o = p["c"] + h @ p["V"].T
+                losses.append(F.cross_entropy(o, torch.as_tensor(y[:, t]), reduction="sum"))
+        torch.stack(losses).sum().backward()
+    return rec.graph()
+
+
+@pytest.mark.parametrize("T,scale,verdict", [(6, 1.0, "healthy"), (40, 0.6, "vanishing"),
+                                             (30, 6.0, "exploding")])
+def test_flow_equals_tinygraphs_on_the_same_elman(T: int, scale: float, verdict: str) -> None:
+    """The adapter's F[τ′, t], spectra and verdict against an independent engine: tg.flow on
+    the same Elman RNN (same weights, inputs, targets) built in tinygraph."""
+    import numpy as np
+    import flow_graphs as fg
+    ref, f, m = fg.elman(T=T, scale=scale, seed=T)
+    g = _torch_twin(m, *m.inputs)
+    (got,) = g.attrs["flow"]["variables"]
+    want = f["h"]
+    assert got["name"] == "h" and got["steps"] == list(range(1, T + 1))
+    assert got["loss_steps"] == list(range(1, T + 1))
+    np.testing.assert_allclose(got["F"], want.F, rtol=1e-8, atol=1e-300)
+    assert np.count_nonzero(np.array(got["F"])) == T * (T + 1) // 2  # L(τ′) reads h(t ≤ τ′)
+    for key in ("sigma", "sigma_window", "saturation"):
+        np.testing.assert_allclose(got[key], getattr(want, key), rtol=1e-8, equal_nan=True)
+    assert got["rho"] == pytest.approx(want.rho, rel=1e-12) and got["weight"] == "W"
+    G = g.to_networkx()
+    assert [G.nodes[n]["name"] for n in got["nodes"]] == ["h"] * T
+    assert [G.nodes[n]["name"] for n in got["loss_nodes"]] == ["L"] * T
+    r, r_ref = viz.diagnose(g), viz.diagnose(ref)
+    assert r.verdict == r_ref.verdict == verdict
+    (fd,), (fd_ref,) = r.findings, r_ref.findings
+    assert (fd.source, fd.horizon, fd.span) == ("flow", fd_ref.horizon, fd_ref.span)
+
+
+def test_flow_option_and_its_limit() -> None:
+    """flow=False exports none; the default skips recordings longer than MAX_STEPS steps and
+    says so; a loss over all steps at once has no terms to tell apart, and the notes say so."""
+    from tinygraph.adapters import torch_flow
+    model, rec, g = recorded("elman", 21)
+    assert "flow" in g.attrs and any("per-loss-term flow of" in n for n in g.attrs["notes"])
+    model, x, y = make("elman", 21)
+    with tgt.record(model) as rec:
+        model(x, y).backward()
+    assert "flow" not in rec.graph(flow=False).attrs
+    old = torch_flow.MAX_STEPS
+    try:
+        torch_flow.MAX_STEPS = T - 1
+        model, rec, g = recorded("elman", 21)
+        assert "flow" not in g.attrs
+        assert any(f"more than {T - 1} steps" in n for n in g.attrs["notes"])
+    finally:
+        torch_flow.MAX_STEPS = old
+    model = nn.RNN(D, H, batch_first=True).double()
+    head = nn.Linear(H, K).double()
+    with tgt.record({"rnn": model, "out": head}) as rec:
+        hs, _ = model(x)
+        F_ = nn.functional.cross_entropy(head(hs).reshape(-1, K), y.reshape(-1))
+        F_.backward()
+    g = rec.graph()
+    assert "flow" not in g.attrs
+    assert any("no per-step loss terms" in n for n in g.attrs["notes"])
+    assert viz.diagnose(g).verdict == "undetermined"
+
+
+def test_large_jacobians_are_skipped_by_default() -> None:
+    """The spectra need (steps x batch x H x H) numbers: past MAX_JACOBIAN only F is exported
+    (sigma NaN), and the note says so; F itself is unchanged."""
+    import numpy as np
+    from tinygraph.adapters import torch_flow
+    model, rec, g = recorded("elman", 22)
+    full = g.attrs["flow"]["variables"][0]
+    old = torch_flow.MAX_JACOBIAN
+    try:
+        torch_flow.MAX_JACOBIAN = T * B * H * H - 1
+        model, rec, g = recorded("elman", 22)
+    finally:
+        torch_flow.MAX_JACOBIAN = old
+    (v,) = g.attrs["flow"]["variables"]
+    assert np.isnan(v["sigma"]).all() and not np.isnan(full["sigma"][1:]).any()
+    assert v["F"] == full["F"]
+    assert any("Jacobian spectra of elman/h skipped" in n for n in g.attrs["notes"])
+    assert viz.diagnose(g).verdict == viz.diagnose(recorded("elman", 22)[2]).verdict

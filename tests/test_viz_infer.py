@@ -319,7 +319,14 @@ def test_a_first_iteration_without_state_and_a_sliced_input():
     assert names["tanh"] == "h" and names["sum"] == "loss" and names["getitem"] is None
     (x,) = [d for _, d in G.nodes(data=True) if d["kind"] == "input"]
     assert x["name"] == "x" and x["step"] is None  # the whole sequence, sliced at every step
-    assert [s.variable for s in viz.recurrent_series(G)] == ["a"]  # a(t) = U x(t) + W h(t-1)
+    # the carried state is h: the delay edge leaves h(t-1) and enters a(t) = U x(t) + W h(t-1);
+    # issue 9 names a recurrent variable by the state it carries (the edge's source), not by
+    # the role the edge enters (a), so the flow and the verdict are measured on h
+    F = viz.fold(G)
+    delays = [(F.nodes[u]["name"], F.nodes[v]["name"]) for u, v, e in F.edges(data=True)
+              if e["delay"]]
+    assert delays == [("h", "a")]
+    assert [s.variable for s in viz.recurrent_series(G)] == ["h"]
 
 
 @pytest.mark.parametrize("leaves", [4, 8])

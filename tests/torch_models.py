@@ -76,7 +76,8 @@ class CellLoop(nn.Module):
 
 
 class Fused(nn.Module):
-    """nn.RNN / LSTM / GRU in one call, a Linear head over all steps."""
+    """nn.RNN / LSTM / GRU in one call, a Linear head and a loss term L(t) per step (read from
+    the fused output), so the per-loss-term flow can be told apart."""
 
     def __init__(self, kind: str, layers: int = 1, bidirectional: bool = False) -> None:
         super().__init__()
@@ -87,7 +88,8 @@ class Fused(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         hs, _ = self.rnn(x)
-        return F.cross_entropy(self.out(hs).reshape(-1, K), y.reshape(-1))
+        return torch.stack([F.cross_entropy(self.out(hs[:, t]), y[:, t])
+                            for t in range(hs.shape[1])]).sum()
 
 
 ARCHS = ["elman", "rnn_cell", "lstm_cell", "gru_cell", "rnn", "lstm", "gru"]

@@ -189,26 +189,72 @@ def flow(losses: Sequence[Tensor], states: Sequence[Tensor] | Mapping[str, Seque
             gs = grad(L, seq, retain_graph=True, allow_unused=True)
             sweeps += 1
             Fm[i] = [0.0 if g is None else float(np.linalg.norm(g.data)) for g in gs]
-        n = len(seq)
-        sigma = sigw = np.full(n, np.nan)
-        if jacobians and n > 1:
+        J = None
+        if jacobians and len(seq) > 1:
             J = _jacobians(seq)
             sweeps += seq[0].shape[-1]
-            sigma, sigw = _spectra(J, window)
         W = wmap.get(label)
-        rho = None
-        if W is not None and W.ndim == 2 and W.shape[0] == W.shape[1]:
-            rho = float(np.max(np.abs(np.linalg.eigvals(W.data))))
-        sat = np.array([float(np.mean(np.abs(s.data) > SATURATED)) for s in seq])
         steps = np.array([_step(s) for s in seq], dtype=float)
-        out.append(VariableFlow(
-            label=label, name=seq[0].name or label.split("/")[-1], scope=_scope(seq[0]),
-            steps=steps.astype(int) if not np.isnan(steps).any() else np.arange(1, n + 1),
-            loss_steps=loss_steps, F=Fm, sigma=sigma, sigma_window=sigw, window=window,
-            rho=rho, weight=None if W is None else (W.name or "W"), saturation=sat,
-            state_ids=tuple(s._idx for s in seq), loss_ids=tuple(L._idx for L in losses)))
+        out.append(variable_flow(
+            label, seq[0].name or label.split("/")[-1], _scope(seq[0]), steps, loss_steps, Fm,
+            J, window, None if W is None else W.data,
+            None if W is None else (W.name or "W"), [s.data for s in seq],
+            tuple(s._idx for s in seq), tuple(L._idx for L in losses)))
     return GradientFlow(tuple(out), sweeps, time.perf_counter() - start)
 
+
+def variable_flow(label: str, name: str, scope: str, steps: np.ndarray, loss_steps: np.ndarray,
+                  F: np.ndarray, J: np.ndarray | None, window: int, W: np.ndarray | None,
+                  weight: str | None, states: Sequence[np.ndarray], state_ids: tuple = (),
+                  loss_ids: tuple = ()) -> VariableFlow:
+    """A `VariableFlow` from plain arrays: the spectra, ρ(W) and saturation computed here.
+
+    The one place the exported flow format is filled in, for :func:`flow` and for the adapters
+    of other engines (``tinygraph.adapters.torch`` computes F and J with torch's autograd).
+
+    Parameters
+    ----------
+    label, name, scope : str
+        See `VariableFlow`.
+    steps : ndarray, shape (n,)
+        Step tag of each state (NaN anywhere: numbered 1..n instead).
+    loss_steps : ndarray, shape (m,)
+        Step tag of each loss term (NaN: none).
+    F : ndarray, shape (m, n)
+        ``F[i, k] = ‖∂L_i/∂h_k‖``.
+    J : ndarray, shape (n, B, H, H), or None
+        ``J[k, b] = ∂h_k/∂h_{k−1}`` for batch row b (``J[0]`` unused); None: not computed.
+    window : int
+        Jacobians multiplied for ``sigma_window``.
+    W : ndarray or None
+        The recurrent weight (its spectral radius when square).
+    weight : str or None
+        Its name.
+    states : sequence of ndarray
+        The state values h_1..h_n (for the saturation).
+    state_ids, loss_ids : tuple
+        Node ids of the states and the loss terms in the recording (mapped by ``to_attrs``).
+
+    Returns
+    -------
+    VariableFlow
+    """
+    n = len(states)
+    sigma = sigw = np.full(n, np.nan)
+    if J is not None and n > 1:
+        sigma, sigw = _spectra(J, window)
+    rho = None
+    if W is not None and W.ndim == 2 and W.shape[0] == W.shape[1]:
+        rho = float(np.max(np.abs(np.linalg.eigvals(W))))
+    sat = np.array([float(np.mean(np.abs(s) > SATURATED)) for s in states])
+    steps = np.asarray(steps, dtype=float)
+    return VariableFlow(
+        label=label, name=name, scope=scope,
+        steps=steps.astype(int) if not np.isnan(steps).any() else np.arange(1, n + 1),
+        loss_steps=np.asarray(loss_steps, dtype=float), F=np.asarray(F, dtype=float),
+        sigma=sigma, sigma_window=sigw, window=window, rho=rho,
+        weight=None if W is None else weight, saturation=sat, state_ids=tuple(state_ids),
+        loss_ids=tuple(loss_ids))
 
 def _groups(states: Any) -> dict[str, list[Tensor]]:
     """``{label: [states in recording order]}`` from a list or a mapping."""

@@ -56,6 +56,7 @@ from tinygraph.export import SCHEMA_VERSION, Graph
 
 from . import torch_calls as calls
 from . import torch_cells as cells
+from . import torch_flow
 from .torch_infer import Node, infer_names, infer_steps, param_labels
 
 __all__ = ["record", "Recording", "step", "scope"]
@@ -556,7 +557,8 @@ class Recording:
         return hs, st
 
     # -- the graph -----------------------------------------------------------------------------
-    def graph(self, output: Any = None, edge_grads: bool = True) -> Graph:
+    def graph(self, output: Any = None, edge_grads: bool = True,
+              flow: bool | None = None) -> Graph:
         """The recorded graph in tinygraph's schema.
 
         Parameters
@@ -572,7 +574,8 @@ class Recording:
         -------
         tinygraph.Graph
             ``.to_networkx()``, ``.save(path)``; graph attributes ``engine`` ("torch"),
-            ``version`` (torch's), ``schema``, ``output``, ``loss`` and ``notes``.
+            ``version`` (torch's), ``schema``, ``output``, ``loss``, ``notes`` and (see
+            `flow`) ``flow``.
 
         Raises
         ------
@@ -592,7 +595,19 @@ class Recording:
             infer_steps(self.nodes, keep, self._explicit)
             infer_names(self.nodes, keep, out)
             labels = param_labels(self.nodes, keep, self._explicit_names)
-            return self._export(keep, out, grads, labels)
+            if flow is None:
+                T = torch_flow.steps_of(self.nodes, keep)
+                flow = bool(self._grads) and T <= torch_flow.MAX_STEPS
+                if self._grads and not flow:
+                    self.notes.append(
+                        f"per-loss-term flow not computed: {T} steps is more than "
+                        f"{torch_flow.MAX_STEPS} steps (its cost grows as T²); "
+                        f"graph(flow=True) computes it anyway")
+            gf = None
+            if flow:
+                gf, note = torch_flow.compute(self.nodes, keep, labels)
+                self.notes.append(note)
+            return self._export(keep, out, grads, labels, gf)
         finally:
             self._paused = False
 
@@ -688,7 +703,8 @@ class Recording:
         return grads
 
 
-    def _export(self, keep: list[int], out: int, grads: dict, labels: dict) -> Graph:
+    def _export(self, keep: list[int], out: int, grads: dict, labels: dict,
+                gf: Any = None) -> Graph:
         N = self.nodes
         new_id = {old: k for k, old in enumerate(keep)}
         nodes, edges = [], []
@@ -716,6 +732,8 @@ class Recording:
                  "output": o, "loss": o if math.prod(N[out].shape or []) == 1 else None,
                  "adapter": f"tinygraph.adapters.torch {tinygraph.__version__}",
                  "notes": list(self.notes)}
+        if gf is not None:
+            attrs["flow"] = gf.to_attrs(new_id)
         self._graph = Graph(nodes, edges, attrs)
         return self._graph
 
