@@ -1,4 +1,4 @@
-# tinygraph: `make demo` (the gallery), `make test`, `make bench`.
+# tinygraph: `make demo` (the gallery), `make test` (`make test-slow`: the long-sequence tests), `make bench`.
 # Each target creates .venv, installs the package with what it needs, and (demo, test) makes sure
 # Graphviz's `dot` is there: installed with apt-get when missing and running as root.
 
@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench dot venv clean
+.PHONY: demo test test-slow bench dot venv clean
 
 venv: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP):
 	    rm -rf $(VENV); $(PY) -m venv $(VENV); \
 	  else echo "cannot create a venv: install python3-venv (sudo apt-get install python3-venv)"; exit 1; fi; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[viz,charts,dev]"
+	$(BIN)/python -m pip install -q -e ".[viz,charts,dev,browser]"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 dot:
@@ -35,8 +35,12 @@ dot:
 demo: $(STAMP) dot
 	$(BIN)/python -m demos
 
+# `make test` skips the tests marked slow (10^5-step sequences through every view); CI runs them too
 test: $(STAMP) dot
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP) dot
+	$(BIN)/python -m pytest -q -m slow
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

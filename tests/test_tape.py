@@ -55,7 +55,7 @@ def _train(seed: int, iters: int, barrier: threading.Barrier | None = None, role
         wait()
         if barrier is not None and (it + role) % 2:  # take turns at going first
             wait()
-        second = model(x[:, 4:], h0=first.h[-1])
+        second = model(x[:, 4:], state=first.h[-1])
         loss = nn.sequence_loss(first.o + second.o, y)
         loss.backward()
         if barrier is not None and (it + role) % 2 == 0:
