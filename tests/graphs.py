@@ -107,7 +107,7 @@ def jordan(T=3, teacher_forcing=False, grads=False):
     prev, losses = None, []
     for t in _steps(b, T, "rnn"):
         x = b.input("x")
-        terms = [("U", x)] + ([("R", prev)] if prev is not None else [])
+        terms = [("U", x)] + ([("W", prev)] if prev is not None else [])
         h = b.affine(terms, name="h")
         o = b.affine([("V", h)], bias="c", name="o", act=None)
         y = b.input("y", shape=())

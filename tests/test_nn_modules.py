@@ -137,13 +137,13 @@ def test_jordan_teacher_forcing_feeds_y_and_free_running_feeds_o():
     g_t = tg.trace(nn.sequence_loss(m(IDS, y0=np.array([0, 2]), y=Y).o, Y)).to_networkx()
     g_f = tg.trace(nn.sequence_loss(m(IDS, y0=np.array([0, 2]), mode="free").o, Y)).to_networkx()
 
-    def fed_sources(g):   # what feeds the R lookups (the output-to-hidden edge) at steps >= 2
+    def fed_sources(g):   # what feeds the W lookups (the output-to-hidden edge) at steps >= 2
         out = []
         for n, d in g.nodes(data=True):
             if d["op"] == "embedding" and d["step"] and d["step"] >= 2:
                 srcs = [g.nodes[u] for u, _, e in g.in_edges(n, data=True) if e["arg"] == 1]
                 if any(g.nodes[u]["op"] == "transpose" and
-                       g.nodes[list(g.predecessors(u))[0]]["name"] == "R"
+                       g.nodes[list(g.predecessors(u))[0]]["name"] == "W"
                        for u, _, e in g.in_edges(n, data=True) if e["arg"] == 0):
                     out.append(srcs[0])
         return out

@@ -48,7 +48,7 @@ def traced(arch, T, seed=0):
 DELAYS = {
     "elman": [("h", "h", "W")],
     "single_output": [("h", "h", "W")],
-    "jordan": [("o", "h", "R")],
+    "jordan": [("o", "h", "W")],
     # the label rule: two chains' parameters, two layers' states never share a label
     "bidirectional": [("g", "g", "W_bwd"), ("h", "h", "W_fwd")],
     "deep_stacked": [("h_1", "h_1", "W_1"), ("h_2", "h_2", "W_2")],

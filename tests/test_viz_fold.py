@@ -43,8 +43,8 @@ def test_folded_graph_is_the_same_for_T3_and_T300(arch, level):
 
 EXPECTED_DELAYS = {  # variable level: (source, target, parameter) of every recurrent edge
     "elman": [("h", "h", "W")],
-    "jordan": [("o", "h", "R")],
-    "teacher_forcing": [("y", "h", "R")],
+    "jordan": [("o", "h", "W")],
+    "teacher_forcing": [("y", "h", "W")],
     "single_output": [("h", "h", "W")],
     "bidirectional": [("g", "g", "W_bwd"), ("h", "h", "W_fwd")],
     "seq2seq": [("h_dec", "h_dec", "W_dec"), ("h_enc", "h_enc", "W_enc"), ("y", "h_dec", "R")],

@@ -21,7 +21,8 @@ from .rnn import RNNOutput, make_rng
 class JordanRNN(Module):
     """RNN whose only recurrence goes from the output at t-1 to the hidden units at t.
 
-    h(t) = tanh(b + R y(t-1) + U x(t));  o(t) = c + V h(t)  (fig. 10.4).
+    h(t) = tanh(b + W y(t-1) + U x(t));  o(t) = c + V h(t)  (fig. 10.4: the recurrent weights
+    are W, as in the book, though they read the output rather than the hidden state).
 
     At training time the true output y(t-1) is fed back (teacher forcing, fig. 10.6): every step
     then depends only on data, and the gradient of each step can be computed in isolation. At
@@ -34,7 +35,7 @@ class JordanRNN(Module):
     hidden_size : int
         H.
     output_size : int
-        K, the number of output symbols; y(t) is fed back as one-hot, through R (H, K).
+        K, the number of output symbols; y(t) is fed back as one-hot, through W (H, K).
     rng : int or Generator, optional
     dtype : numpy dtype
     name : str, optional
@@ -55,7 +56,7 @@ class JordanRNN(Module):
         H, K = hidden_size, output_size
         if input_size:
             self.U = self.param("U", init_uniform(r, (H, input_size), H, dtype))
-        self.R = self.param("R", init_uniform(r, (H, K), H, dtype))
+        self.W = self.param("W", init_uniform(r, (H, K), H, dtype))
         self.b = self.param("b", init_uniform(r, (H,), H, dtype))
         add_output(self, r, K, H, dtype)
 
@@ -108,14 +109,14 @@ class JordanRNN(Module):
                 raise ValueError(f"{who(self)}: expected targets y of shape ({B}, {T}), got "
                                  f"{y.shape}")
         out = RNNOutput()
-        RT, VT = Transposed(self.R), Transposed(self.V)
+        WT, VT = Transposed(self.W), Transposed(self.V)
         UT = Transposed(self.U) if seq is not None else None
         with tg.step(0):
             fed: Tensor = tg.tensor(y0, name="y")                 # y(0), ids (B,)
 
         def step(t: int, fed: Tensor, _named: bool) -> Tensor:
             """h(t), o(t) from y(t-1); returns the symbol fed back at t + 1."""
-            a = tg.embedding(RT(), fed) + self.b                      # (B, H): R one_hot(y(t-1))
+            a = tg.embedding(WT(), fed) + self.b                      # (B, H): W one_hot(y(t-1))
             if seq is not None:
                 a = a + project(seq.at(t), UT())
             h = tg.tanh(a).named("h")                                 # (B, H)
