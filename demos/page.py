@@ -4,8 +4,9 @@ Flow: demos.gallery (cards of file names and notes) -> **demos.page** -> out/ind
 A plain static page: no scripts, images referenced by relative path, so ``out/`` can be copied
 anywhere or opened straight from disk. The page shows the PNGs Graphviz rendered (so the text
 sits exactly where Graphviz put it, in every browser: an SVG's text is re-set in the browser's
-own font, which moves superscripts); each picture links to its SVG, full size, with a tooltip on
-every node and edge.
+own font, which moves superscripts); each picture links to its interactive page (viz.render's
+``.html``: pan, zoom, hover a node for its details, a slider over the steps) and to its SVG,
+full size, with a tooltip on every node and edge.
 """
 from __future__ import annotations
 
@@ -42,15 +43,24 @@ def png_size(path: str) -> tuple[int, int] | None:
 
 
 def _figure(out: str, name: str, caption: str) -> str:
-    """One picture: the PNG at its natural size (max the page width), linked to its SVG."""
+    """One picture: the PNG at its natural size (max the page width), linked to its
+    interactive page (pan, zoom, hover, a slider over the steps) when there is one, else to
+    its SVG; the caption links the SVG too."""
     size = png_size(os.path.join(out, name))
-    svg = name[:-4] + ".svg"
-    target = svg if os.path.exists(os.path.join(out, svg)) else name
+    stem = name[:-4]
+    html, svg = (stem + ext if os.path.exists(os.path.join(out, stem + ext)) else None
+                 for ext in (".html", ".svg"))
+    target = html or svg or name
     dims = ""
-    if size is not None and name.endswith(".png") and target == svg:
+    if size is not None and name.endswith(".png") and target != name:
         dims = f" width='{size[0] // PNG_SCALE}' height='{size[1] // PNG_SCALE}'"
     wide = " class='wide'" if caption.startswith("every op") else ""
-    hint = " (click: full size, hover for details)" if target == svg else ""
+    hint = ""
+    if html:
+        hint = " (click: interactive page, hover for details"
+        hint += f" · <a href='{escape(svg)}'>SVG</a>)" if svg else ")"
+    elif svg:
+        hint = " (click: full size, hover for details)"
     return (f"<figure{wide}><a href='{escape(target)}'><img src='{escape(name)}'{dims} "
             f"alt='{escape(caption)}'></a><figcaption>{escape(caption)}{hint}</figcaption>"
             "</figure>")
