@@ -42,6 +42,26 @@ def png_size(path: str) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def has_density(path: str) -> bool:
+    """Whether a PNG says its own resolution (a pHYs chunk before the image data): matplotlib
+    writes one (its charts are shown at their pixel size); Graphviz does not (its pictures are
+    rendered at PNG_SCALE times 72 dpi and shown at 1/PNG_SCALE)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    except OSError:
+        return False
+    i = 8
+    while i + 8 <= len(data):
+        n, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        if kind == b"pHYs":
+            return True
+        if kind == b"IDAT":
+            return False
+        i += 12 + n
+    return False
+
+
 def _figure(out: str, name: str, caption: str) -> str:
     """One picture: the PNG at its natural size (max the page width), linked to its
     interactive page (pan, zoom, hover, a slider over the steps) when there is one, else to
@@ -52,7 +72,7 @@ def _figure(out: str, name: str, caption: str) -> str:
                  for ext in (".html", ".svg"))
     target = html or svg or name
     dims = ""
-    if size is not None and name.endswith(".png") and target != name:
+    if size is not None and name.endswith(".png") and not has_density(os.path.join(out, name)):
         dims = f" width='{size[0] // PNG_SCALE}' height='{size[1] // PNG_SCALE}'"
     wide = " class='wide'" if caption.startswith("every op") else ""
     hint = ""
