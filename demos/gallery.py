@@ -196,8 +196,10 @@ def gated_card(out: str, steps: int = 300) -> Card:
                 f"the three trained on the same data and budget to recall the first symbol "
                 f"after k = {ex.k} distractors (the gated cells start with their keep gate open, "
                 f"bias {ex.keep_bias:g}). Per model: the flow ‖∂L/∂h(t)‖ from the loss at the "
-                f"last step back to every state (and the LSTM's cell state c(t)) on held-out "
-                f"sequences, and diagnose's verdict beside it.",
+                f"last step back to every state (and the LSTM's cell state c(t), where it keeps "
+                f"its memory) on held-out sequences, and diagnose's verdict beside it (the "
+                f"worst of its variables: an LSTM whose h reads as vanishing still carries the "
+                f"gradient through c).",
                 anchor="gated-cells")
     for arch in gated_exhibit.DRAWN:
         k = arch.lower()
@@ -217,11 +219,22 @@ def gated_card(out: str, steps: int = 300) -> Card:
         acc = ex.accuracy[arch]
         card.figures.append((f"gated_{k}_flow.png",
                              f"{arch}: held-out accuracy {acc[ex.k]:.2f} at lag {ex.k} "
-                             f"(chance {ex.chance:.2f}); diagnose: {report.verdict}"))
+                             f"(chance {ex.chance:.2f}); diagnose: {report.verdict} "
+                             f"({_horizons(report)})"))
         card.notes.append(f"{arch}: " + ", ".join(f"lag {lag}: {acc[lag]:.3f}" for lag in lags)
                           + f" (chance {ex.chance:.2f}; trained {ex.seconds[arch]:.1f} s)\n"
                           + str(report))
     return card
+
+
+def _horizons(report: viz.Report) -> str:
+    """Each variable's verdict and horizon, e.g. ``c: healthy, horizon ≥ 15; h: vanishing,
+    horizon 6`` (an LSTM keeps its memory in c, while its h may read as vanishing)."""
+    return "; ".join(
+        f"{f.variable}: {f.verdict}" + ("" if f.horizon is None else
+                                        f", horizon {'≥ ' if f.horizon >= f.span else ''}"
+                                        f"{min(f.horizon, f.span)} {f.unit}s")
+        for f in report.findings)
 
 
 def torch_card(out: str, steps: int = 0) -> Card:
