@@ -17,17 +17,15 @@ H = 4
 
 
 def undecided(seed: int):
-    """Parameters read again and again, but not as one loop body: inference gives up."""
+    """A small tree (W and U read again and again, but no chain of steps): inference gives up."""
     rng = np.random.default_rng(seed)
     W, U = (tg.Parameter(rng.normal(size=(H, H)) / 2, name=k) for k in "WU")
-    x = tg.tensor(rng.normal(size=(6, H)))
+    x = [tg.tensor(rng.normal(size=H)) for _ in range(4)]
     tg.new_graph()
-    h = tg.zeros(H)
-    for t in range(6):
-        h = tg.tanh(U @ x[t] + h)
-        for _ in range(t % 3):
-            h = tg.tanh(W @ h)
-    loss = h.sum()
+
+    def node(a, b):
+        return tg.tanh(W @ a + U @ b)
+    loss = node(node(x[0], x[1]), node(x[2], x[3])).sum()
     loss.backward(keep_grads=True)
     return tg.trace(loss)
 
