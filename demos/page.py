@@ -98,7 +98,11 @@ def write(out: str, cards: list, seconds: float) -> str:
         "short held-out sequence. Every picture is computed from the recorded graph: the folded "
         "view merges the steps of the unfolded one, and the black square is the one-step delay. "
         "Gradient overlays colour each node by log<sub>10</sub> of ‖∂L/∂·‖ (pale: small, dark: "
-        f"large, red: NaN/inf). Built in {seconds:.0f} s.</p>",
+        "large, red: NaN/inf). After the book's figures: the same Elman figure from a plain "
+        "loop without annotations, then how gradients flow through time (per loss term, "
+        "against a task's horizon, in gated cells, when they explode) and PyTorch models. "
+        "Click a graph for its interactive page: pan, zoom, hover a node for its details, "
+        f"a slider over the steps. Built in {seconds:.0f} s.</p>",
         "<nav><h2>Contents</h2><ol>",
     ]
     anchors = []
