@@ -13,7 +13,8 @@ Three exhibits (issue 9):
 - `long_range`: recall the first symbol after T − 1 distractors, for several T; the verdict's
   horizon beside the held-out accuracy.
 
-Wire them into the gallery with one call: ``cards += flow_exhibits.sections(out, quick)``.
+demos.gallery lists each as a Section of its own (``flow-per-loss-term``, ``long-range``,
+``exploding``), where the book has them.
 """
 from __future__ import annotations
 
@@ -240,13 +241,3 @@ def flow_cost(lengths: tuple = (100, 1000), hidden: int = 32) -> dict:
         res[T] = {"backward": back, "F": f1.seconds, "F_sweeps": f1.sweeps,
                   "jacobians": f2.seconds, "jacobian_sweeps": f2.sweeps - 1}
     return res
-
-
-def sections(out: str, quick: bool = False) -> list:
-    """All three exhibits, written into `out` (shorter training with `quick`)."""
-    os.makedirs(out, exist_ok=True)
-    k = 10 if quick else 1
-    return [elman_flow(out, steps=max(40, 400 // k)),
-            exploding(out, steps=max(30, 150 // k)),
-            long_range(out, steps=max(40, 300 // k),
-                       lengths=(3, 10, 30) if quick else (3, 6, 10, 15, 20, 30, 45, 60))]

@@ -1,7 +1,12 @@
 """Write the gallery: every figure of ch. 10 part 1 in the book's order, then index.html.
 
-Flow: demos.exhibits / demos.vanishing (trained models, traced graphs) -> viz (figures, charts,
-diagnose) -> files in ``out/`` -> demos.page (index.html).
+Flow: demos.exhibits / demos.vanishing / demos.plain_loop / demos.flow_exhibits /
+demos.gated_exhibit / demos.torch_exhibit (trained models, traced graphs) -> viz (figures,
+charts, flow maps, diagnose) -> files in ``out/`` -> demos.page (index.html).
+
+Every graph figure is written three times: PNG (shown on the page), SVG (tooltips) and its
+interactive page (``.html`` from ``viz.render``: pan, zoom, hover, a slider over the steps),
+which the page links each picture to.
 
 The sections are listed once, in :data:`SECTIONS`, in the book's order: to add a section,
 append a ``Section`` (or insert it where the book has it).
@@ -15,7 +20,7 @@ from typing import Callable
 
 import viz
 
-from . import exhibits, page, vanishing
+from . import exhibits, flow_exhibits, gated_exhibit, page, plain_loop, vanishing
 
 
 @dataclass
@@ -44,10 +49,11 @@ class Section:
 
 
 def _draw(out: str, name: str, fig) -> str:
-    """SVG (with tooltips) and PNG beside it; returns the PNG's file name (the page shows the
-    PNG, so it looks the same in every browser, and links to the SVG)."""
-    viz.render(fig, os.path.join(out, name + ".svg"))
-    viz.render(fig, os.path.join(out, name + ".png"))
+    """SVG (with tooltips), PNG and the interactive page beside them; returns the PNG's file
+    name (the page shows the PNG, so it looks the same in every browser, and links to the
+    interactive page and the SVG)."""
+    for ext in ("svg", "png", "html"):
+        viz.render(fig, os.path.join(out, f"{name}.{ext}"))
     return name + ".png"
 
 
@@ -153,6 +159,99 @@ def vanishing_card(out: str, steps: int = 150) -> Card:
     return card
 
 
+def plain_loop_card(out: str, steps: int = 150) -> Card:
+    """Fig. 10.3 again, from a plain Python loop without tg.step or .named: viz infers both."""
+    g, score = plain_loop.record_plain_loop(T=5, train_steps=steps)
+    g.save(os.path.join(out, "plain_loop.json"))
+    G = viz.load(g)
+    inferred = G.graph.get("inferred") or {}
+    card = Card("A plain loop, no annotations: the same figure 10.3",
+                "for t in range(T): h = tg.tanh(W @ h + U @ x[t] + b); o = V @ h + c; "
+                "L = tg.cross_entropy(o, y[t]) — no tg.step(), no .named(): viz finds the "
+                "time steps from the repeated loop body and the names h, o, L from the "
+                "source lines (recorded with tg.recording(source=True)).",
+                anchor="plain-loop")
+    card.figures += [(_draw(out, "plain_loop_folded", viz.folded(g)), "folded"),
+                     (_draw(out, "plain_loop_unfolded", viz.unfolded(g)), "unfolded"),
+                     (_draw(out, "plain_loop_grads_unfolded", viz.unfolded(g, grads=True)),
+                      "‖∂L/∂·‖ on every node and edge")]
+    card.notes += [f"{score}; inferred: {inferred.get('steps')} steps, names from "
+                   f"{inferred.get('names')}"
+                   + (f"\nnote: {G.graph['inference_note']}" if G.graph.get("inference_note")
+                      else ""),
+                   str(viz.diagnose(g))]
+    return card
+
+
+def long_range_card(out: str, steps: int = 300) -> Card:
+    """Recall after T − 1 distractors at several T (fewer lengths with the quick budget)."""
+    lengths = (3, 6, 10, 15, 20, 30, 45, 60) if steps >= 300 else (3, 10, 30)
+    return flow_exhibits.long_range(out, lengths=lengths, steps=steps)
+
+
+def gated_card(out: str, steps: int = 300) -> Card:
+    """§10.10: vanilla RNN vs LSTM vs GRU on recall-the-first-symbol after k distractors."""
+    ex = gated_exhibit.build(None, steps=steps)
+    card = Card("Gated cells: vanilla RNN vs LSTM vs GRU (§10.10)",
+                f"the three trained on the same data and budget to recall the first symbol "
+                f"after k = {ex.k} distractors (the gated cells start with their keep gate open, "
+                f"bias {ex.keep_bias:g}). Per model: the flow ‖∂L/∂h(t)‖ from the loss at the "
+                f"last step back to every state (and the LSTM's cell state c(t), where it keeps "
+                f"its memory) on held-out sequences, and diagnose's verdict beside it (the "
+                f"worst of its variables: an LSTM whose h reads as vanishing still carries the "
+                f"gradient through c).",
+                anchor="gated-cells")
+    for arch in gated_exhibit.DRAWN:
+        k = arch.lower()
+        ex.graphs[arch].save(os.path.join(out, f"{k}.json"))
+        card.figures += [(_draw(out, f"{k}_folded", viz.folded(ex.graphs[arch])),
+                          f"{arch}, folded"),
+                         (_draw(out, f"{k}_unfolded", viz.unfolded(ex.graphs[arch])),
+                          f"{arch}, unfolded (4 distractors drawn)")]
+    lags = sorted(next(iter(ex.accuracy.values())))
+    for arch, g in ex.flows.items():
+        k = arch.lower()
+        g.save(os.path.join(out, f"gated_{k}_flow.json"))
+        report = viz.diagnose(g)
+        fig = viz.flow_map(g, os.path.join(out, f"gated_{k}_flow.png"),
+                           title=f"{arch}, lag {ex.k}")
+        fig.clear()
+        acc = ex.accuracy[arch]
+        card.figures.append((f"gated_{k}_flow.png",
+                             f"{arch}: held-out accuracy {acc[ex.k]:.2f} at lag {ex.k} "
+                             f"(chance {ex.chance:.2f}); diagnose: {report.verdict} "
+                             f"({_horizons(report)})"))
+        card.notes.append(f"{arch}: " + ", ".join(f"lag {lag}: {acc[lag]:.3f}" for lag in lags)
+                          + f" (chance {ex.chance:.2f}; trained {ex.seconds[arch]:.1f} s)\n"
+                          + str(report))
+    return card
+
+
+def _horizons(report: viz.Report) -> str:
+    """Each variable's verdict and horizon, e.g. ``c: healthy, horizon ≥ 15; h: vanishing,
+    horizon 6`` (an LSTM keeps its memory in c, while its h may read as vanishing)."""
+    return "; ".join(
+        f"{f.variable}: {f.verdict}" + ("" if f.horizon is None else
+                                        f", horizon {'≥ ' if f.horizon >= f.span else ''}"
+                                        f"{min(f.horizon, f.span)} {f.unit}s")
+        for f in report.findings)
+
+
+def torch_card(out: str, steps: int = 0) -> Card:
+    """The PyTorch adapter: a torch Elman loop and nn.LSTM drawn (skipped without torch)."""
+    card = Card("PyTorch models, drawn and diagnosed",
+                "a hand-written torch Elman loop and an nn.LSTM, recorded with "
+                "tinygraph.adapters.torch (public hooks only) and drawn like the book's "
+                "figures, with torch's own gradients.", anchor="pytorch")
+    try:
+        from . import torch_exhibit
+        card.figures += torch_exhibit.write(out)
+    except ImportError as exc:  # torch is an optional extra
+        card.notes.append(f"skipped: torch is not installed here ({exc}); "
+                          f"pip install \"tinygraph[torch]\" to draw this section")
+    return card
+
+
 def _elman_section(make: Callable[[str, exhibits.Exhibit], Card]) -> Callable[[str, int], Card]:
     """A section drawn from the trained Elman RNN (trained once, shared)."""
     return lambda out, steps: make(out, exhibits.elman(steps))
@@ -163,6 +262,7 @@ SECTIONS: list[Section] = [
     Section("fig-10-1", exhibit(exhibits.dynamical), 300),
     Section("fig-10-2", exhibit(exhibits.no_outputs), 400),
     Section("fig-10-3", exhibit(exhibits.elman), 400),
+    Section("plain-loop", plain_loop_card, 150),
     Section("fig-10-4", exhibit(exhibits.output_recurrence), 300),
     Section("fig-10-5", exhibit(exhibits.single_output), 300),
     Section("fig-10-6", teacher_card, 300),
@@ -175,6 +275,11 @@ SECTIONS: list[Section] = [
     Section("fig-10-13c", exhibit(lambda s: exhibits.deep("skip", s)), 300),
     Section("fig-10-14", exhibit(exhibits.recursive), 600),
     Section("vanishing", vanishing_card, 150),
+    Section("flow-per-loss-term", lambda out, steps: flow_exhibits.elman_flow(out, steps), 400),
+    Section("long-range", long_range_card, 300),
+    Section("gated-cells", gated_card, 300),
+    Section("exploding", lambda out, steps: flow_exhibits.exploding(out, steps=steps), 150),
+    Section("pytorch", torch_card, 0),
 ]
 
 

@@ -21,6 +21,8 @@ import tinygraph as tg
 from tinygraph import data as D
 from tinygraph import tasks
 
+from . import vanishing
+
 DRAWN = ("LSTM", "GRU")
 
 
@@ -41,6 +43,10 @@ class GatedExhibit:
         The keep-gate bias the gated cells started with (see `tinygraph.tasks.open_keep_gate`).
     graphs : dict
         ``{arch: traced graph}`` of one short held-out sequence, gradients kept.
+    flows : dict
+        ``{arch: traced graph}`` of held-out sequences at the trained lag k, with the flow of
+        the loss to every state exported (``tg.flow`` -> ``tg.trace(loss, flow=...)``): what
+        viz.flow_map and viz.diagnose read.
     files : list of str
         The PNGs written (folded and unfolded, LSTM and GRU).
     """
@@ -51,6 +57,7 @@ class GatedExhibit:
     seconds: dict
     keep_bias: float
     graphs: dict = field(default_factory=dict)
+    flows: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
 
     def verdict(self) -> str:
@@ -68,7 +75,7 @@ def record(model: Any, x: Any, y: Any) -> Any:
 
 
 def build(out: str | None = None, steps: int = 300, seed: int = 0, k: int = 15,
-          drawn_lag: int = 4) -> GatedExhibit:
+          drawn_lag: int = 4, flow_batch: int = 8) -> GatedExhibit:
     """Train RNN, LSTM and GRU on recall-the-first-symbol and draw the gated ones.
 
     Parameters
@@ -80,6 +87,8 @@ def build(out: str | None = None, steps: int = 300, seed: int = 0, k: int = 15,
         Training budget, seed and trained lag (`tinygraph.tasks.train_recall`).
     drawn_lag : int
         Distractors in the recorded (drawn) sequence.
+    flow_batch : int
+        Held-out sequences at lag k recorded with their gradient flow (``flows``).
 
     Returns
     -------
@@ -97,8 +106,10 @@ def build(out: str | None = None, steps: int = 300, seed: int = 0, k: int = 15,
     ex = GatedExhibit(k, {a: r.extra["accuracy_by_lag"] for a, r in results.items()},
                       1.0 / d["K"], {a: r.seconds for a, r in results.items()},
                       results["LSTM"].extra["keep_bias"])
+    xk, yk = D.recall_first(flow_batch, k, d["K"], d["vocab"] - d["K"], seed=seed + 11)
     for arch, r in results.items():
         ex.graphs[arch] = record(r.model, x, y)
+        ex.flows[arch] = vanishing.record_run(r.model, xk, yk)
     if out is not None:
         os.makedirs(out, exist_ok=True)
         for arch in DRAWN:

@@ -4,8 +4,9 @@ Flow: demos.gallery (cards of file names and notes) -> **demos.page** -> out/ind
 A plain static page: no scripts, images referenced by relative path, so ``out/`` can be copied
 anywhere or opened straight from disk. The page shows the PNGs Graphviz rendered (so the text
 sits exactly where Graphviz put it, in every browser: an SVG's text is re-set in the browser's
-own font, which moves superscripts); each picture links to its SVG, full size, with a tooltip on
-every node and edge.
+own font, which moves superscripts); each picture links to its interactive page (viz.render's
+``.html``: pan, zoom, hover a node for its details, a slider over the steps) and to its SVG,
+full size, with a tooltip on every node and edge.
 """
 from __future__ import annotations
 
@@ -41,16 +42,45 @@ def png_size(path: str) -> tuple[int, int] | None:
     return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
+def has_density(path: str) -> bool:
+    """Whether a PNG says its own resolution (a pHYs chunk before the image data): matplotlib
+    writes one (its charts are shown at their pixel size); Graphviz does not (its pictures are
+    rendered at PNG_SCALE times 72 dpi and shown at 1/PNG_SCALE)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(1 << 16)
+    except OSError:
+        return False
+    i = 8
+    while i + 8 <= len(data):
+        n, kind = int.from_bytes(data[i:i + 4], "big"), data[i + 4:i + 8]
+        if kind == b"pHYs":
+            return True
+        if kind == b"IDAT":
+            return False
+        i += 12 + n
+    return False
+
+
 def _figure(out: str, name: str, caption: str) -> str:
-    """One picture: the PNG at its natural size (max the page width), linked to its SVG."""
+    """One picture: the PNG at its natural size (max the page width), linked to its
+    interactive page (pan, zoom, hover, a slider over the steps) when there is one, else to
+    its SVG; the caption links the SVG too."""
     size = png_size(os.path.join(out, name))
-    svg = name[:-4] + ".svg"
-    target = svg if os.path.exists(os.path.join(out, svg)) else name
+    stem = name[:-4]
+    html, svg = (stem + ext if os.path.exists(os.path.join(out, stem + ext)) else None
+                 for ext in (".html", ".svg"))
+    target = html or svg or name
     dims = ""
-    if size is not None and name.endswith(".png") and target == svg:
+    if size is not None and name.endswith(".png") and not has_density(os.path.join(out, name)):
         dims = f" width='{size[0] // PNG_SCALE}' height='{size[1] // PNG_SCALE}'"
     wide = " class='wide'" if caption.startswith("every op") else ""
-    hint = " (click: full size, hover for details)" if target == svg else ""
+    hint = ""
+    if html:
+        hint = " (click: interactive page, hover for details"
+        hint += f" · <a href='{escape(svg)}'>SVG</a>)" if svg else ")"
+    elif svg:
+        hint = " (click: full size, hover for details)"
     return (f"<figure{wide}><a href='{escape(target)}'><img src='{escape(name)}'{dims} "
             f"alt='{escape(caption)}'></a><figcaption>{escape(caption)}{hint}</figcaption>"
             "</figure>")
@@ -68,7 +98,11 @@ def write(out: str, cards: list, seconds: float) -> str:
         "short held-out sequence. Every picture is computed from the recorded graph: the folded "
         "view merges the steps of the unfolded one, and the black square is the one-step delay. "
         "Gradient overlays colour each node by log<sub>10</sub> of ‖∂L/∂·‖ (pale: small, dark: "
-        f"large, red: NaN/inf). Built in {seconds:.0f} s.</p>",
+        "large, red: NaN/inf). After the book's figures: the same Elman figure from a plain "
+        "loop without annotations, then how gradients flow through time (per loss term, "
+        "against a task's horizon, in gated cells, when they explode) and PyTorch models. "
+        "Click a graph for its interactive page: pan, zoom, hover a node for its details, "
+        f"a slider over the steps. Built in {seconds:.0f} s.</p>",
         "<nav><h2>Contents</h2><ol>",
     ]
     anchors = []

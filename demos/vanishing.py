@@ -62,11 +62,18 @@ def train(T: int, steps: int = 150, hidden: int = 24, seed: int = 0, record: int
     return Run(T, acc, record_run(model, tx[:record], ty[:record]), model)
 
 
-def record_run(model: nn.RNN, x: np.ndarray, y: np.ndarray) -> Any:
-    """The traced graph of `model` on (x, y), with the flow of its one loss term exported."""
+def record_run(model: Any, x: np.ndarray, y: np.ndarray) -> Any:
+    """The traced graph of `model` (an RNN, LSTM or GRU with ``output="last"``) on (x, y), with
+    the flow of its one loss term to every state exported: h(t), and an LSTM's cell c(t);
+    ρ(W) when the cell has one square recurrent W (the gated cells' stacked gate weights are
+    not one map, so they get the Jacobians' σ_max without ρ)."""
     out = model(x)
     with tg.step(x.shape[1]):
         loss = tg.cross_entropy(out.last, y).named("L")
-    flow = tg.flow([loss], out.h, weights=model.cell.W)
+    W = getattr(getattr(model, "cell", None), "W", None)
+    if out.c:
+        flow = tg.flow([loss], {"h": out.h, "c": out.c})
+    else:
+        flow = tg.flow([loss], out.h, weights=W)
     loss.backward(keep_grads=True)
     return tg.trace(loss, flow=flow)

@@ -133,3 +133,17 @@ def test_notebook_shows_charts_inline_and_plt_show_still_works(tmp_path):
     backend = "".join(o.get("text", "") for o in outs[4]).strip().lower()
     assert "inline" in backend, backend
     assert sys.executable  # the kernel is this interpreter's ipykernel
+
+
+def test_parameter_legends_use_the_label_rules_names():
+    fig = viz.gradient_chart(fg.deep())                            # two layers' W, U, b
+    params = next(ax for ax in fig.axes if "shared parameters" in ax.get_title())
+    labels = " ".join(ln.get_label() for ln in lines_of(params))
+    assert "∇W_1(t)" in labels and "∇W_2(t)" in labels and "/" not in labels, labels
+    assert set(viz.param_contributions(fg.deep())) >= {"W_1", "W_2", "U_1", "U_2"}
+    spectra = [ax for ax in fig.axes if "Jacobian spectra" in ax.get_title()]
+    assert sorted(ax.get_title()[-3:] for ax in spectra) == ["h_1", "h_2"]
+    assert any("ρ(W_1)" in ln.get_label() for ax in spectra for ln in ax.get_lines())
+    names = {d["name"] for _, d in viz.load(fg.seq2seq(flow=False)).nodes(data=True)}
+    keys = set(viz.param_contributions(fg.seq2seq(flow=False)))
+    assert {"W_enc", "W_dec"} <= keys and "W_enc" not in names     # the rule's, as drawn

@@ -4,12 +4,22 @@ Flow: tinygraph export (networkx.DiGraph in the documented schema, or its JSON) 
 viz imports nothing from tinygraph: it reads the schema in docs/CONTRACT.md, so it also draws
 saved JSON graphs and graphs from other engines converted to that schema.
 
-Modules, in the order data flows through them: ``schema`` (load, check), ``levels`` (variable
-level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
-``style`` and ``grads`` (looks, gradient overlays), ``figure`` (the Figure every view returns),
-``unfolded`` (with ``tree`` for a recursive net recorded per node) / ``folded`` /
-``graphical_model`` (the figures), ``html`` (the interactive page), ``render`` (files),
-``diagnose`` and ``charts`` (gradient flow through time), ``__main__`` (command line).
+Modules, in the order data flows through them:
+
+- ``schema`` (load, check, normalise) with ``infer`` (the time steps and names of a plain loop
+  recorded without ``tg.step`` / ``.named``; ``inference_note`` when it cannot decide);
+- ``names`` (the label rule: one variable drawn once, no two things under one label);
+- ``levels`` (the variable level), ``timeline`` (time axes, delay edges, elision);
+- ``fold`` (the folded quotient graph) and ``unfold`` (the unfolded graph's columns and rows);
+- ``horizon`` (per-variable findings from the exported flow: horizon, decay, spectra) ->
+  ``diagnose`` (one verdict, the Report);
+- ``style`` and ``grads`` (looks, gradient overlays) -> ``header`` (what every figure shares:
+  header with legend and notes, labels, tooltips) -> ``figure`` (the Figure every view returns);
+- the views: ``unfolded`` (with ``tree`` for a recursive net recorded per node), ``folded``,
+  ``graphical_model``;
+- ``charts`` (gradient through time) and ``flowmap`` (per-loss-term flow heat maps), matplotlib;
+- ``html`` (the interactive page) and ``render`` (files: SVG, PNG, PDF, DOT, HTML);
+- ``__main__`` (command line).
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from typing import Any
 
 from .diagnose import diagnose
 from .horizon import VANISH_RATIO, Finding, Series
-from .schema import is_finite, load
+from .names import prepare
+from .schema import is_finite
 from .timeline import timelines
 
 STYLES = [("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"), ("-", "v"), ("--", "x"),
@@ -56,18 +57,20 @@ def param_contributions(graph: Any) -> dict[str, dict[int, float]]:
     -------
     dict
         ``{"W": {1: 0.03, 2: 0.05, ...}, ...}``; parameters read outside steps are left out.
-        A parameter name used in several scopes is keyed ``scope/name``.
+        Keys are the names the figures draw (viz.names' label rule): two layers' W are
+        ``W_1`` and ``W_2``, the encoder's and decoder's ``W_enc`` and ``W_dec``.
 
     Examples
     --------
     >>> param_contributions(G)["W"][3]      # ‖∇W(3)‖, the book's W(t) copy at t = 3  # doctest: +SKIP
     0.0412
     """
-    return {k: per for k, (per, _) in _contributions(load(graph)).items()}
+    return {k: per for k, (per, _) in _contributions(prepare(graph)).items()}
 
 
 def _contributions(G: Any) -> dict[str, tuple[dict[int, float], set]]:
-    """``{key: ({step: norm}, {scopes of the reading ops})}``."""
+    """``{key: ({step: norm}, {scopes of the reading ops})}`` of a graph from
+    :func:`viz.names.prepare` (its parameter names are already distinct: the key is the name)."""
     names = [d["name"] for _, d in G.nodes(data=True) if d["kind"] == "param"]
     out: dict[str, tuple[dict[int, float], set]] = {}
     for p, d in sorted(G.nodes(data=True), key=lambda x: str(x[0])):
@@ -129,7 +132,7 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
     except ImportError as exc:
         raise ImportError("viz.gradient_chart needs matplotlib, an optional extra: "
                           "`pip install matplotlib`") from exc
-    G = load(graph)
+    G = prepare(graph)  # the label rule's names, as in the figures: W_1, not layer1/W
     report = diagnose(G)
     series = list(report.series)
     contrib = _contributions(G)
@@ -272,12 +275,29 @@ def _flow_panel(ax: Any, f: Finding) -> None:
 
 
 def _spectra_series(G: Any) -> list[dict]:
+    """The exported flow variables with spectra, their names as the figures draw them."""
     f = G.graph.get("flow")
     out = []
     for v in (f.get("variables", []) if isinstance(f, dict) else []):
         if any(x is not None and is_finite(x) for x in v.get("sigma") or []):
-            out.append(v)
+            out.append(dict(v, **_drawn_names(G, v)))
     return out
+
+
+def _drawn_names(G: Any, v: dict) -> dict:
+    """The label rule's names of an exported flow variable and of its weight (``h_1``,
+    ``W_1`` for the first of two stacked layers): the export keeps the recorded ``h``, ``W``."""
+    names = {}
+    node = next((n for n in v.get("nodes") or [] if n in G), None)
+    if node is not None and G.nodes[node]["name"]:
+        names["name"] = names["label"] = G.nodes[node]["name"]
+    w = v.get("weight")
+    if w:
+        same = [d["name"] for _, d in G.nodes(data=True) if d["kind"] == "param" and d["name"]
+                and d["scope"] == v.get("scope") and d["name"].split("_")[0] == w]
+        if len(same) == 1:
+            names["weight"] = same[0]
+    return names
 
 
 def _sigma_panel(ax: Any, v: dict) -> None:

@@ -223,6 +223,8 @@ def diagnose(graph: Any, vanish_ratio: float = VANISH_RATIO,
     if verdict is None:
         verdict = "no recurrence"
         reasons.append(_no_recurrence(G, F, level))
+        if G.graph.get("inference_note"):  # what viz.infer guessed or could not decide
+            reasons.append(G.graph["inference_note"])
     advice = [ADVICE[v] for v in ("exploding", "vanishing", "undetermined") if v in verdicts]
     if any((f.spectra.get("saturation_max") or 0) > 0.5 for f in findings):
         advice.append(ADVICE["saturated"])

@@ -66,7 +66,9 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
     n = len(variables)
     ncols = min(2, n)
     nrows = -(-n // ncols)
-    fig = new_figure(figsize=(6.2 * ncols, 5.0 * nrows), layout="constrained")
+    one_term = all(len(v.get("loss_steps") or []) <= 1 for v in variables)  # one row: a strip
+    fig = new_figure(figsize=(6.2 * ncols, (2.6 if one_term else 5.0) * nrows),
+                     layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, v in zip(axes, variables):
         steps, loss_steps, M = flow_table(v)
@@ -100,7 +102,7 @@ def flow_map(graph: Any, path: str | os.PathLike | None = None,
                xlabel="tree height k" if unit == "height" else "state step t",
                ylabel="loss term τ′")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # τ′ even alone
     for ax in axes[n:]:
         ax.set_visible(False)
     if title:

@@ -57,7 +57,7 @@ def folded(graph: Any, level: str = "variable", grads: bool = False) -> Figure:
     if grads:
         scale = Scale.of((x for _, d in F.nodes(data=True) if d["grad_stats"]
                           for x in d["grad_stats"]), graph=G)
-    fig = new_figure("folded", note, scale)
+    fig = new_figure("folded", note, scale, graph=G)
     shown = [r for r in sorted(F) if "initial" not in F.nodes[r]]
     clusters = _clusters(F, shown)
     for r in shown:

@@ -22,8 +22,8 @@ CUT = "#cc0000"  # edges cut by detach: no gradient flows back along them
 
 
 def new_figure(name: str, note: str = "", scale: Scale | None = None,
-               **graph_attr: str) -> Figure:
-    """A figure with the shared look; the legend (when ``scale``) on top, ``note`` under it.
+               graph: Any = None, **graph_attr: str) -> Figure:
+    """A figure with the shared look; the legend (when ``scale``) on top, the notes under it.
 
     Parameters
     ----------
@@ -33,20 +33,30 @@ def new_figure(name: str, note: str = "", scale: Scale | None = None,
         A line for the reader (why the op level was chosen, what to name), or "".
     scale : viz.grads.Scale or None
         The gradient overlay's scale; its legend heads the figure.
+    graph : networkx.DiGraph, optional
+        The loaded graph drawn: its ``inference_note`` (set by :func:`viz.infer.infer` when
+        it guessed the names or could not tell the time steps apart) is printed as a line of
+        the header, so a plain loop's figure says what was guessed and names the fix.
     **graph_attr
         Graph attributes overriding :data:`viz.style.GRAPH_ATTR`.
 
     Returns
     -------
     viz.render.Figure
+
+    Examples
+    --------
+    >>> fig = new_figure("folded", graph=G)       # doctest: +SKIP
+    >>> G.graph["inference_note"] in fig.source   # doctest: +SKIP
+    True
     """
     fig = Figure(name=name, graph_attr=dict(GRAPH_ATTR, **graph_attr),
                  node_attr=dict(NODE_ATTR), edge_attr=dict(EDGE_ATTR))
     rows = []  # a label is one text or one table: the legend (a table) and the note are rows
     if scale is not None:
         rows.append(legend(scale)[1:-1])
-    if note:
-        rows.append(escape(note))
+    notes = [note, (graph.graph.get("inference_note") if graph is not None else None) or ""]
+    rows += [escape(n) for n in dict.fromkeys(notes) if n]
     if len(rows) == 1:
         fig.attr(label=f"<{rows[0]}>", labelloc="t" if scale else "b",
                  fontsize="12" if scale else "11")

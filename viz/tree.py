@@ -117,7 +117,7 @@ def tree_figure(T: nx.DiGraph, level: str, grads: bool = False, note: str = "") 
         A ``graphviz.Digraph``; its ``.source`` depends only on ``T``.
     """
     scale = Scale.of(d for _, d in T.nodes(data=True)) if grads else None
-    fig = new_figure("unfolded", note, scale, ranksep="0.5")
+    fig = new_figure("unfolded", note, scale, graph=T, ranksep="0.5")
     ids = {n: dot_id(n) for n in T}
     group: dict[Any, str] = {}  # a leaf and what it feeds in its step stand in one column
     for n in sorted(T, key=sort_key):

@@ -66,7 +66,7 @@ def unfolded(graph: Any, level: str = "variable", max_steps: int | None = DEFAUL
     if V.graph.get("layout") == "tree":
         return tree_figure(V, level, grads, note)
     scale = Scale.of((d for _, d in V.nodes(data=True)), graph=G) if grads else None
-    fig = new_figure("unfolded", note, scale)
+    fig = new_figure("unfolded", note, scale, graph=G)
     ids = {n: dot_id(n) for n in V}
     by_id = {v: k for k, v in ids.items()}
     rows: dict[int, list] = {}
