@@ -117,7 +117,7 @@ def output_recurrence(steps: int) -> Exhibit:
     """Fig. 10.4: the recurrence runs from the output o(t-1) to h(t) (the net running free)."""
     r, g = _jordan_run(steps, "free")
     return Exhibit("output_recurrence", "Recurrence from the output only", "fig. 10.4",
-                   "h(t) reads x(t) and the previous output o(t-1) (through R), never h(t-1): "
+                   "h(t) reads x(t) and the previous output o(t-1) (through W), never h(t-1): "
                    "o is all the past the net keeps. Recorded running free on a held-out "
                    "sequence (the fed-back argmax carries no gradient).", g, _score(r))
 
