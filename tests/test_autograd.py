@@ -284,3 +284,33 @@ def test_untracked_results_used_twice_as_leaves():
     z = (x * c) * c + d * x + d
     z.sum().backward()
     np.testing.assert_allclose(x.grad, c.data ** 2 + d.data)
+
+
+def test_weight_read_through_its_transpose_accumulates_in_its_own_layout():
+    # the book's h(t) = tanh(h(t-1) W^T + x(t)): W.T is made once, read at every step. Its
+    # summed gradient stays F-ordered (the layout of W.T), so W receives a C-ordered one;
+    # the value is checked against the hand formula sum_t da(t)^T h(t-1)
+    rng = np.random.default_rng(12)
+    w0, xs = rng.standard_normal((6, 6)) * 0.3, rng.standard_normal((5, 3, 6))
+    W = tg.Parameter(w0, name="W")
+    WT = W.T
+    layouts = {}
+
+    def seen(key):
+        def hook(g):
+            layouts[key] = (g.flags.f_contiguous, g.flags.c_contiguous)
+        return hook
+    WT.register_hook(seen("WT"))
+    W.register_hook(seen("W"))
+    h, hs = tg.zeros(3, 6), [np.zeros((3, 6))]
+    for t in range(5):
+        h = tg.tanh(h @ WT + xs[t])
+        hs.append(h.data)
+    h.sum().backward()
+    assert layouts == {"WT": (True, False), "W": (False, True)}
+    dh, gw = np.ones((3, 6)), np.zeros((6, 6))
+    for t in range(5, 0, -1):
+        da = dh * (1 - hs[t] ** 2)
+        gw += da.T @ hs[t - 1]
+        dh = da @ w0
+    np.testing.assert_allclose(W.grad, gw, rtol=1e-12, atol=1e-12)

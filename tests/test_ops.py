@@ -353,3 +353,25 @@ def test_contract_op_list_is_exactly_the_op_table():
     listed = _code_words(block)
     assert listed == set(tg.OPS), (f"CONTRACT.md lists {sorted(listed - set(tg.OPS))} that are "
                                    f"not ops and misses {sorted(set(tg.OPS) - listed)}")
+
+
+@pytest.mark.parametrize("a_shape", [(5, 4), (3, 5, 4)])
+def test_matmul_gradients_come_in_each_operands_layout(a_shape):
+    # ``h @ W.T``: W.T is an F-ordered view; its gradient must be F-ordered too (so W's is
+    # C-ordered and the per-step adds into it are contiguous), with the values of a.T @ g
+    rng = np.random.default_rng(11)
+    a, w, g = rng.standard_normal(a_shape), rng.standard_normal((3, 4)), None
+    g = rng.standard_normal(a_shape[:-1] + (3,))
+    wt = w.T
+    ga, gb = tg.OPS["matmul"].backward(g, (a, wt), (True, True))
+    assert gb.flags.f_contiguous and not gb.flags.c_contiguous
+    a2, g2 = a.reshape(-1, 4), g.reshape(-1, 3)
+    np.testing.assert_allclose(gb, a2.T @ g2, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(ga, g @ w, rtol=1e-13, atol=1e-13)
+    # an F-ordered left operand gets an F-ordered gradient as well (2-D case)
+    if len(a_shape) == 2:
+        af = np.asfortranarray(a)
+        ga2, gb2 = tg.OPS["matmul"].backward(g, (af, np.ascontiguousarray(wt)), (True, True))
+        assert ga2.flags.f_contiguous and not ga2.flags.c_contiguous
+        np.testing.assert_allclose(ga2, g @ w, rtol=1e-13, atol=1e-13)
+        assert gb2.flags.c_contiguous

@@ -185,7 +185,8 @@ def _accumulate(grads: list, owned: set[int], j: int, gj: Any) -> None:
         owned.add(j)
         return
     if j not in owned:  # never add into an op's own output, a seed or another node's gradient
-        cur = cur.copy()
+        cur = cur.copy(order="K")  # in the first contribution's layout: the later adds stay
+        # contiguous when the contributions share it (a C-order copy of F-ordered ones is strided)
         owned.add(j)
     if gj.__class__ is SliceGrad:
         cur[gj.index] += gj.value
