@@ -375,3 +375,29 @@ def test_matmul_gradients_come_in_each_operands_layout(a_shape):
         assert ga2.flags.f_contiguous and not ga2.flags.c_contiguous
         np.testing.assert_allclose(ga2, g @ w, rtol=1e-13, atol=1e-13)
         assert gb2.flags.c_contiguous
+
+
+FRESH = [(name, k) for name, k in CASES if tg.OPS[name].fresh]
+
+
+def test_fresh_is_declared_by_the_elementwise_and_matmul_ops():
+    # the ops of an Elman step whose backward allocates: the claim must be present to matter
+    assert {"mul", "tanh", "matmul", "exp", "sigmoid"} <= {n for n, _ in FRESH}
+    assert not tg.OPS["add"].fresh and not tg.OPS["transpose"].fresh  # they pass g on
+
+
+@pytest.mark.parametrize("name,k", FRESH)
+def test_fresh_ops_return_arrays_nobody_else_holds(name, k):
+    # `fresh` lets the sweep add into a returned gradient in place: it must share no memory with
+    # the incoming gradient, the inputs, the output or anything the op saved
+    op = tg.OPS[name]
+    xs, static = op.examples[k]
+    out, saved = op.forward(*[np.array(x) for x in xs], **static)
+    g = np.random.default_rng(k).standard_normal(np.shape(out))
+    held = [g, out, *xs] + [s for s in saved if isinstance(s, np.ndarray)]
+    for gi in op.backward(g, saved, (True,) * len(xs)):
+        if gi is None or isinstance(gi, np.generic):  # a numpy scalar cannot be written into
+            continue
+        assert isinstance(gi, np.ndarray) and gi.flags.writeable
+        for h in held:
+            assert not np.shares_memory(gi, h), f"{name} returned a gradient sharing memory"

@@ -49,6 +49,8 @@ class Sub:
 
 @defop("mul", examples=_pairs)
 class Mul:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return a * b, (a, b)
 
@@ -60,6 +62,8 @@ class Mul:
 
 @defop("div", examples=lambda r: _pairs(r, low=0.5))
 class Div:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         out = a / b
         return out, (out, a.shape, b)
@@ -72,6 +76,8 @@ class Div:
 
 @defop("neg", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Neg:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         return -a, ()
 
@@ -82,6 +88,8 @@ class Neg:
 @defop("pow", examples=lambda r: [([r.uniform(0.5, 2.0, (3, 4))], {"exponent": p})
                                   for p in (2, 3, 0.5, -1.5, 0)])
 class Pow:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, exponent):
         return a ** exponent, (a, exponent)
 
@@ -94,6 +102,8 @@ class Pow:
 
 @defop("exp", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Exp:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.exp(floating(a))
         return out, (out,)
@@ -104,6 +114,8 @@ class Exp:
 
 @defop("log", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
 class Log:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         return np.log(a), (a,)
@@ -114,6 +126,8 @@ class Log:
 
 @defop("tanh", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Tanh:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.tanh(floating(a))
         return out, (out,)
@@ -125,6 +139,8 @@ class Tanh:
 
 @defop("sigmoid", examples=lambda r: [([r.standard_normal((3, 4)) * 3], {})])
 class Sigmoid:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         e = np.exp(-np.abs(a))  # the two-branch form never overflows exp
@@ -138,6 +154,8 @@ class Sigmoid:
 
 @defop("relu", examples=lambda r: [([r.standard_normal((3, 4)) + 0.05], {})])
 class Relu:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         mask = a > 0
         return a * mask, (mask,)
@@ -148,6 +166,8 @@ class Relu:
 
 @defop("abs", examples=lambda r: [([r.standard_normal((3, 4)) + 0.05], {})])
 class Abs:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         return np.abs(a), (a,)
 
@@ -157,6 +177,8 @@ class Abs:
 
 @defop("sqrt", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
 class Sqrt:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.sqrt(floating(a))
         return out, (out,)
@@ -167,6 +189,8 @@ class Sqrt:
 
 @defop("log1p", examples=lambda r: [([r.uniform(-0.5, 3.0, (3, 4))], {})])
 class Log1p:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         return np.log1p(a), (a,)
@@ -179,6 +203,8 @@ class Log1p:
                                     ({"min": -0.5, "max": 0.5}, {"min": 0.1}, {"max": -0.2})])
 class Clamp:
     """Clip to [min, max] (either may be None); the gradient passes where min <= a <= max."""
+
+    fresh = True  # its backward returns new arrays only (see registry)
 
     def forward(a, min=None, max=None):
         out = a
@@ -214,6 +240,8 @@ def _pick_backward(wins):
 
 @defop("maximum", examples=_pairs)
 class Maximum:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return np.maximum(a, b), (a, b)
 
@@ -222,6 +250,8 @@ class Maximum:
 
 @defop("minimum", examples=_pairs)
 class Minimum:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return np.minimum(a, b), (a, b)
 
@@ -242,6 +272,8 @@ def _fortran(x):
 
 @defop("matmul", examples=_matmul_examples)
 class Matmul:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return a @ b, (a, b)
 
@@ -342,9 +374,13 @@ _EXTREME = lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)  # noqa: 
 
 @defop("max", examples=_EXTREME)
 class Max:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     forward, backward = _extreme(np.max)
 
 
 @defop("min", examples=_EXTREME)
 class Min:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     forward, backward = _extreme(np.min)
