@@ -8,6 +8,7 @@ PyTorch columns appear when `import torch` works (`pip install torch==2.13.0`), 
 from __future__ import annotations
 
 import gc
+import math
 import sys
 import time
 import tracemalloc
@@ -27,18 +28,27 @@ except Exception:  # pragma: no cover - depends on the machine
     torch = None
 
 
-def rounds(fns: dict, n: int) -> dict[str, list[float]]:
-    """Times of every function over `n` rounds, the functions taking turns within each round
-    (after one warm-up call each), so a burst of load elsewhere on the machine hits every column
-    alike. The garbage collector stays on, as users run."""
-    for fn in fns.values():
+def rounds(fns: dict, n: int, min_time: float = 0.05) -> dict[str, list[float]]:
+    """Time per call of every function over `n` rounds, the functions taking turns within each
+    round, so a burst of load elsewhere on the machine hits every column alike.
+
+    One warm-up call each also sets how many calls one sample times (enough for `min_time`
+    seconds): a sample of a millisecond is at the mercy of one scheduler tick on a loaded
+    machine. The garbage collector stays on, as users run.
+    """
+    reps = {}
+    for k, fn in fns.items():
+        t0 = time.perf_counter()
         fn()
+        reps[k] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-6)))
     times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(n):
         for k, fn in fns.items():
+            r = reps[k]
             t0 = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(r):
+                fn()
+            times[k].append((time.perf_counter() - t0) / r)
     return times
 
 
@@ -78,7 +88,7 @@ def per_op(n=20_000):
                 x = x * tb0 + a
             x.sum().backward()
         fns["torch eager"] = torch_ops
-    times = rounds(fns, 9)
+    times = rounds(fns, 9, min_time=0)
     print(f"\n## Per recorded op: forward + record + backward, 4-element float64 arrays "
           f"({2 * n} ops; collector on; median (min–max) of 9 interleaved rounds)")
     rows = {}
