@@ -1,12 +1,14 @@
 """Engine benchmarks: per-op overhead, Elman BPTT written with tinygraph ops, peak memory.
 
-Run with `make bench` (or `python -m bench.bench_engine`). Every figure is a ratio or a time
+Run with `make bench` (or `python -m bench.bench_engine`; `quick` skips the memory rows). The
+Elman functions here are columns of the speed table (`bench_table`). Every figure is a ratio or a time
 measured side by side in this one run; nothing here is asserted (machines are noisy).
 PyTorch columns appear when `import torch` works (`pip install torch==2.13.0`), else they say so.
 """
 from __future__ import annotations
 
 import gc
+import math
 import sys
 import time
 import tracemalloc
@@ -17,7 +19,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinygraph as tg  # noqa: E402
-from tests.reference_bptt import elman_bptt, elman_bptt_batched  # noqa: E402
+from tests.reference_bptt import elman_bptt  # noqa: E402
 
 try:  # optional reference only
     import torch
@@ -26,17 +28,28 @@ except Exception:  # pragma: no cover - depends on the machine
     torch = None
 
 
-def interleaved_best(fns: dict, repeat: int = 7) -> dict:
-    """Best time of each function over `repeat` rounds, the functions taking turns in each
-    round, so a burst of load elsewhere on the machine hits every column alike. The garbage
-    collector stays on, as users run."""
-    best = {k: float("inf") for k in fns}
-    for _ in range(repeat):
+def rounds(fns: dict, n: int, min_time: float = 0.05) -> dict[str, list[float]]:
+    """Time per call of every function over `n` rounds, the functions taking turns within each
+    round, so a burst of load elsewhere on the machine hits every column alike.
+
+    One warm-up call each also sets how many calls one sample times (enough for `min_time`
+    seconds): a sample of a millisecond is at the mercy of one scheduler tick on a loaded
+    machine. The garbage collector stays on, as users run.
+    """
+    reps = {}
+    for k, fn in fns.items():
+        t0 = time.perf_counter()
+        fn()
+        reps[k] = max(1, math.ceil(min_time / max(time.perf_counter() - t0, 1e-6)))
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(n):
         for k, fn in fns.items():
+            r = reps[k]
             t0 = time.perf_counter()
-            fn()
-            best[k] = min(best[k], time.perf_counter() - t0)
-    return best
+            for _ in range(r):
+                fn()
+            times[k].append((time.perf_counter() - t0) / r)
+    return times
 
 
 # ------------------------------------------------------------------------------------------------
@@ -75,18 +88,21 @@ def per_op(n=20_000):
                 x = x * tb0 + a
             x.sum().backward()
         fns["torch eager"] = torch_ops
-    rows = interleaved_best(fns)
+    times = rounds(fns, 9, min_time=0)
     print(f"\n## Per recorded op: forward + record + backward, 4-element float64 arrays "
-          f"({2 * n} ops)")
-    for k, v in rows.items():
-        print(f"  {k:32s} {v / (2 * n) * 1e6:6.2f} us/op")
+          f"({2 * n} ops; collector on; median (min–max) of 9 interleaved rounds)")
+    rows = {}
+    for k, v in times.items():
+        us = sorted(t / (2 * n) * 1e6 for t in v)
+        rows[k] = us[len(us) // 2]
+        print(f"  {k:32s} {rows[k]:6.2f} us/op ({us[0]:.2f}–{us[-1]:.2f})")
     if torch is None:
         print("  torch eager                      (not installed: pip install torch==2.13.0)")
     return rows
 
 
 # ------------------------------------------------------------------------------------------------
-# 2. Elman BPTT with tinygraph ops
+# 2. Elman BPTT with tinygraph ops (timed in bench_table, beside the other columns)
 # ------------------------------------------------------------------------------------------------
 
 def elman_params(D, H, K, rng, dtype=np.float64):
@@ -134,37 +150,8 @@ def elman_torch(p, x, y):
     return loss
 
 
-def elman_speed(B=32, D=64, H=128, K=64, T=100):
-    rng = np.random.default_rng(0)
-    p = elman_params(D, H, K, rng)
-    x = rng.standard_normal((B, T, D))
-    y = rng.integers(0, K, (B, T))
-    args = (p["U"], p["W"], p["V"], p["b"], p["c"], x, y)
-    # same numbers first: the benchmark compares like with like
-    ref = elman_bptt(*args)
-    for batched in (True, False):
-        loss, params = elman_tinygraph(p, x, y, batched)
-        assert abs(loss.item() - ref["loss"]) < 1e-8 * abs(ref["loss"])
-        for prm, k in zip(params, "UWVbc"):
-            np.testing.assert_allclose(prm.grad, ref[k], rtol=1e-9, atol=1e-11)
-    fns = {"hand numpy BPTT (seed's formulas)": lambda: elman_bptt(*args),
-           "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
-           "tinygraph ops, batched input projection": lambda: elman_tinygraph(p, x, y),
-           "tinygraph ops, U x(t) per step": lambda: elman_tinygraph(p, x, y, False)}
-    if torch is not None:
-        fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)
-    rows = interleaved_best(fns, repeat=15)
-    hand = rows["hand numpy BPTT (seed's formulas)"]
-    print(f"\n## Elman BPTT, B={B} D={D} H={H} K={K} T={T}, float64 (time, ratio to hand BPTT)")
-    for k, v in rows.items():
-        print(f"  {k:44s} {v * 1e3:8.2f} ms  {v / hand:5.2f}x")
-    if torch is None:
-        print("  torch eager, per-step ops                  (not installed)")
-    return rows
-
-
 # ------------------------------------------------------------------------------------------------
-# 3. peak memory at T = 5000
+# 3. peak memory at T = 5000 (the speed table's `long` size)
 # ------------------------------------------------------------------------------------------------
 
 def _peak(fn):
@@ -186,6 +173,11 @@ def elman_memory(B=8, D=32, H=64, K=32, T=5000):
     rows = {"hand numpy BPTT": _peak(lambda: elman_bptt(*args)),
             "tinygraph ops, batched input projection": _peak(lambda: elman_tinygraph(p, x, y)),
             "tinygraph ops, U x(t) per step": _peak(lambda: elman_tinygraph(p, x, y, False))}
+    from bench.bench_nn import elman_nn, rnn_like  # bench_nn builds on this module's helpers
+    for label, fused, per_step in (("tinygraph.nn RNN + sequence_loss", False, True),
+                                   ("tinygraph.nn RNN(fused=True), fused loss", True, False)):
+        rnn = rnn_like(p, fused)
+        rows[label] = _peak(lambda: elman_nn(rnn, x, y, per_step))
     dims = (B, D, H, K, T)
     rows["tinygraph ops, U x(t) per step (RSS growth)"] = _peak_rss(
         "elman_tinygraph(p, {x}, {y}, False)", *dims)
@@ -229,13 +221,13 @@ print((kib("VmHWM:") - before) * 1024)
     return int(out.stdout.strip()) if out.returncode == 0 else float("nan")
 
 
-def main():
+def main(quick: bool = False):
     print(f"# tinygraph engine benchmarks (numpy {np.__version__}, Python "
           f"{sys.version.split()[0]}, collector on)")
-    per_op()
-    elman_speed()
-    elman_memory()
+    per_op(5_000 if quick else 20_000)
+    if not quick:
+        elman_memory()
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="quick" in sys.argv[1:])

@@ -1,9 +1,8 @@
-"""tinygraph.nn benchmarks: Elman BPTT through the modules, and the training time of every task.
+"""tinygraph.nn benchmarks: the Elman BPTT step through the modules, and every task's training time.
 
-Run with `make bench` (or `python -m bench.bench_nn`). Figures are times and ratios measured side
-by side in this one run, never asserted. The yardstick is the hand-written numpy forward + BPTT
-of the seed's formulas (tests/reference_bptt.py); the PyTorch column (eager autograd, per-step
-ops, float64) appears when `import torch` works.
+Run with `make bench` (or `python -m bench.bench_nn`; `quick` skips the task table). The
+`tinygraph.nn` columns of the speed table (`bench_table`) run `elman_nn` on `rnn_like`. Figures
+are times measured in this one run, never asserted.
 
 BLAS runs single-threaded for every column (set in bench/__init__.py): on a shared 2-core
 machine a spinning BLAS thread pool makes timings swing by 3x from run to run.
@@ -20,8 +19,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tinygraph as tg  # noqa: E402
 from tinygraph import nn, tasks  # noqa: E402
-from tests.reference_bptt import elman_bptt, elman_bptt_batched  # noqa: E402
-from bench.bench_engine import elman_params, elman_torch, interleaved_best, torch  # noqa: E402
 
 
 def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -> tg.Tensor:
@@ -32,43 +29,13 @@ def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -
     return loss
 
 
-def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
-    rng = np.random.default_rng(0)
-    p = elman_params(D, H, K, rng)
-    x = rng.standard_normal((B, T, D))
-    y = rng.integers(0, K, (B, T))
-    args = (p["U"], p["W"], p["V"], p["b"], p["c"], x, y)
-    rnn = nn.RNN(D, H, K)
+def rnn_like(p: dict, fused: bool = False) -> nn.RNN:
+    """An `nn.RNN` holding the weights `p` of `bench_engine.elman_params` (same numbers)."""
+    H, D = p["U"].shape
+    rnn = nn.RNN(D, H, p["V"].shape[0], fused=fused)
     rnn.load_state_dict({"cell.U": p["U"], "cell.W": p["W"], "cell.b": p["b"], "V": p["V"],
                          "c": p["c"]})
-    fused = nn.RNN(D, H, K, fused=True)         # the recurrence as one op (nn/fused.py)
-    fused.load_state_dict(rnn.state_dict())
-    ref = elman_bptt(*args)                     # same numbers first: like is compared with like
-    loss = elman_nn(rnn, x, y)
-    assert abs(loss.item() - ref["loss"]) < 1e-10 * abs(ref["loss"])
-    for k, prm in (("U", rnn.cell.U), ("W", rnn.cell.W), ("b", rnn.cell.b), ("V", rnn.V),
-                   ("c", rnn.c)):
-        np.testing.assert_allclose(prm.grad, ref[k], rtol=1e-9, atol=1e-11)
-    assert abs(elman_nn(fused, x, y, False).item() - ref["loss"]) < 1e-10 * abs(ref["loss"])
-    fns = {"hand numpy BPTT (seed's formulas)": lambda: elman_bptt(*args),
-           "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
-           "tinygraph.nn RNN + sequence_loss": lambda: elman_nn(rnn, x, y),
-           "tinygraph.nn, one fused loss (per_step=False)": lambda: elman_nn(rnn, x, y, False),
-           "tinygraph.nn RNN(fused=True), fused loss": lambda: elman_nn(fused, x, y, False)}
-    if torch is not None:
-        fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)
-    rows = interleaved_best(fns, repeat)
-    hand = rows["hand numpy BPTT (seed's formulas)"]
-    print(f"\n## Elman BPTT through tinygraph.nn, B={B} D={D} H={H} K={K} T={T}, float64 "
-          f"(best of {repeat}, taking turns; ratio to hand BPTT)")
-    for k, v in rows.items():
-        print(f"  {k:46s} {v * 1e3:8.2f} ms  {v / hand:5.2f}x")
-    if torch is None:
-        print("  torch eager, per-step ops                      (not installed: column skipped)")
-    else:
-        nn_t = rows["tinygraph.nn RNN + sequence_loss"]
-        print(f"  tinygraph.nn / torch eager: {nn_t / rows['torch eager, per-step ops']:.2f}x")
-    return rows
+    return rnn
 
 
 def task_table():
@@ -93,11 +60,13 @@ def task_table():
     return out
 
 
-def main():
+def main(quick: bool = False):
+    # the Elman speed rows of tinygraph.nn are columns of the size table (bench_table)
+    if quick:
+        return
     print(f"# tinygraph.nn benchmarks (numpy {np.__version__}, Python {sys.version.split()[0]})")
-    elman_speed()
     task_table()
 
 
 if __name__ == "__main__":
-    main()
+    main(quick="quick" in sys.argv[1:])

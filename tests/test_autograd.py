@@ -284,3 +284,76 @@ def test_untracked_results_used_twice_as_leaves():
     z = (x * c) * c + d * x + d
     z.sum().backward()
     np.testing.assert_allclose(x.grad, c.data ** 2 + d.data)
+
+
+def test_weight_read_through_its_transpose_accumulates_in_its_own_layout():
+    # the book's h(t) = tanh(h(t-1) W^T + x(t)): W.T is made once, read at every step. Its
+    # summed gradient stays F-ordered (the layout of W.T), so W receives a C-ordered one;
+    # the value is checked against the hand formula sum_t da(t)^T h(t-1)
+    rng = np.random.default_rng(12)
+    w0, xs = rng.standard_normal((6, 6)) * 0.3, rng.standard_normal((5, 3, 6))
+    W = tg.Parameter(w0, name="W")
+    WT = W.T
+    layouts = {}
+
+    def seen(key):
+        def hook(g):
+            layouts[key] = (g.flags.f_contiguous, g.flags.c_contiguous)
+        return hook
+    WT.register_hook(seen("WT"))
+    W.register_hook(seen("W"))
+    h, hs = tg.zeros(3, 6), [np.zeros((3, 6))]
+    for t in range(5):
+        h = tg.tanh(h @ WT + xs[t])
+        hs.append(h.data)
+    h.sum().backward()
+    assert layouts == {"WT": (True, False), "W": (False, True)}
+    dh, gw = np.ones((3, 6)), np.zeros((6, 6))
+    for t in range(5, 0, -1):
+        da = dh * (1 - hs[t] ** 2)
+        gw += da.T @ hs[t - 1]
+        dh = da @ w0
+    np.testing.assert_allclose(W.grad, gw, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("add_first", [True, False])
+def test_a_gradient_passed_on_as_is_is_never_added_into(add_first):
+    # Add's backward returns its incoming gradient g itself; another consumer of the same node
+    # sends a fresh array (Mul). Whichever arrives first, g (the seed, and the retained gradient
+    # of the add's output) must stay as it was, and the sums must be right
+    rng = np.random.default_rng(13)
+    x0, k0 = rng.standard_normal(4), rng.standard_normal(4)
+    x = tg.Parameter(x0, name="x")
+    u = tg.exp(x)
+    if add_first:  # the later node is swept first: the add's g arrives at u before Mul's
+        m = u * 3.0
+        s = u + k0
+    else:
+        s = u + k0
+        m = u * 3.0
+    for t in (u, s, m):
+        t.retain_grad()
+    gs, gm = rng.standard_normal(4), rng.standard_normal(4)
+    gs_seen, gm_seen = gs.copy(), gm.copy()
+    (s * gs + m * gm).sum().backward()
+    np.testing.assert_array_equal(gs, gs_seen)
+    np.testing.assert_array_equal(gm, gm_seen)
+    np.testing.assert_allclose(s.grad, gs, rtol=0, atol=0)
+    np.testing.assert_allclose(m.grad, gm, rtol=0, atol=0)
+    np.testing.assert_allclose(u.grad, gs + 3.0 * gm, rtol=1e-15)
+    np.testing.assert_allclose(x.grad, (gs + 3.0 * gm) * np.exp(x0), rtol=1e-14)
+
+
+def test_add_of_a_node_to_itself_sends_g_twice_and_keeps_it():
+    # v = u + u: the add's backward hands the same array g to both of its inputs (one node)
+    rng = np.random.default_rng(14)
+    x0, seed = rng.standard_normal(5), rng.standard_normal(5)
+    x = tg.Parameter(x0, name="x")
+    u = tg.tanh(x)
+    v = u + u
+    v.retain_grad()
+    seen = seed.copy()
+    v.backward(seed)
+    np.testing.assert_array_equal(seed, seen)      # the seed was never added into
+    np.testing.assert_array_equal(v.grad, seen)
+    np.testing.assert_allclose(x.grad, 2 * seen * (1 - np.tanh(x0) ** 2), rtol=1e-14)

@@ -353,3 +353,51 @@ def test_contract_op_list_is_exactly_the_op_table():
     listed = _code_words(block)
     assert listed == set(tg.OPS), (f"CONTRACT.md lists {sorted(listed - set(tg.OPS))} that are "
                                    f"not ops and misses {sorted(set(tg.OPS) - listed)}")
+
+
+@pytest.mark.parametrize("a_shape", [(5, 4), (3, 5, 4)])
+def test_matmul_gradients_come_in_each_operands_layout(a_shape):
+    # ``h @ W.T``: W.T is an F-ordered view; its gradient must be F-ordered too (so W's is
+    # C-ordered and the per-step adds into it are contiguous), with the values of a.T @ g
+    rng = np.random.default_rng(11)
+    a, w, g = rng.standard_normal(a_shape), rng.standard_normal((3, 4)), None
+    g = rng.standard_normal(a_shape[:-1] + (3,))
+    wt = w.T
+    ga, gb = tg.OPS["matmul"].backward(g, (a, wt), (True, True))
+    assert gb.flags.f_contiguous and not gb.flags.c_contiguous
+    a2, g2 = a.reshape(-1, 4), g.reshape(-1, 3)
+    np.testing.assert_allclose(gb, a2.T @ g2, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(ga, g @ w, rtol=1e-13, atol=1e-13)
+    # an F-ordered left operand gets an F-ordered gradient as well (2-D case)
+    if len(a_shape) == 2:
+        af = np.asfortranarray(a)
+        ga2, gb2 = tg.OPS["matmul"].backward(g, (af, np.ascontiguousarray(wt)), (True, True))
+        assert ga2.flags.f_contiguous and not ga2.flags.c_contiguous
+        np.testing.assert_allclose(ga2, g @ w, rtol=1e-13, atol=1e-13)
+        assert gb2.flags.c_contiguous
+
+
+FRESH = [(name, k) for name, k in CASES if tg.OPS[name].fresh]
+
+
+def test_fresh_is_declared_by_the_elementwise_and_matmul_ops():
+    # the ops of an Elman step whose backward allocates: the claim must be present to matter
+    assert {"mul", "tanh", "matmul", "exp", "sigmoid"} <= {n for n, _ in FRESH}
+    assert not tg.OPS["add"].fresh and not tg.OPS["transpose"].fresh  # they pass g on
+
+
+@pytest.mark.parametrize("name,k", FRESH)
+def test_fresh_ops_return_arrays_nobody_else_holds(name, k):
+    # `fresh` lets the sweep add into a returned gradient in place: it must share no memory with
+    # the incoming gradient, the inputs, the output or anything the op saved
+    op = tg.OPS[name]
+    xs, static = op.examples[k]
+    out, saved = op.forward(*[np.array(x) for x in xs], **static)
+    g = np.random.default_rng(k).standard_normal(np.shape(out))
+    held = [g, out, *xs] + [s for s in saved if isinstance(s, np.ndarray)]
+    for gi in op.backward(g, saved, (True,) * len(xs)):
+        if gi is None or isinstance(gi, np.generic):  # a numpy scalar cannot be written into
+            continue
+        assert isinstance(gi, np.ndarray) and gi.flags.writeable
+        for h in held:
+            assert not np.shares_memory(gi, h), f"{name} returned a gradient sharing memory"

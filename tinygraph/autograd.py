@@ -65,7 +65,9 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
     `_arrive` gives it to whatever watches the node (hooks, `capture`, kept and retained
     gradients); a leaf hands it to its tensor (`_leaf_grad`); an op's saved buffers are checked
     (`_check_saved`: released, or changed in place) and its backward turns the gradient into one
-    per input, which `_accumulate` adds into that input's buffer. The common path of an op stays
+    per input, which `_accumulate` adds into that input's buffer. The first contribution is held
+    as it is; it is copied before a second is added, unless the op that made it declared its
+    gradients fresh (``op.fresh``: nobody else holds them). The common path of an op stays
     inline: it runs once per recorded op.
     """
     ops, inputs, need_l, saved_l = tape.ops, tape.inputs, tape.need, tape.saved
@@ -74,7 +76,7 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
     for i, g in seeds.items():
         grads[i] = g
     captured: dict[int, np.ndarray] = {}
-    owned: set[int] = set()  # ids whose gradient buffer the sweep allocated (safe to add into)
+    owned: set[int] = set()  # ids whose gradient buffer the sweep may add into (its own)
     if keep_grads:
         for d in (tape.grad_norms, tape.edge_norms, tape.node_grads, tape.contribs):
             d.clear()
@@ -106,13 +108,18 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
             raise type(e)(f"backward of {ops[i].name}{_tp.where(m.scope, m.step)}: {e}") from e
         if not retain_graph:
             saved_l[i] = FREED
+        # a `fresh` op hands its new arrays over: later contributions add into them in place
+        # (unless keep_grads, which keeps each contribution for the per-step views)
+        give = ops[i].fresh and not keep_grads
         for j, gj, nd in zip(inputs[i], gs, need_l[i]):
             if gj is None or not nd:
                 continue
             if anomaly:
                 check_backward(tape, i, j, densify(gj))
             if grads[j] is None and gj.__class__ is not SliceGrad:
-                grads[j] = gj  # the first contribution is held as it is, never added into
+                grads[j] = gj  # the first contribution is held as it is
+                if give:
+                    owned.add(j)
             else:
                 _accumulate(grads, owned, j, gj)
         if keep_grads:
@@ -185,7 +192,8 @@ def _accumulate(grads: list, owned: set[int], j: int, gj: Any) -> None:
         owned.add(j)
         return
     if j not in owned:  # never add into an op's own output, a seed or another node's gradient
-        cur = cur.copy()
+        cur = cur.copy(order="K")  # in the first contribution's layout: the later adds stay
+        # contiguous when the contributions share it (a C-order copy of F-ordered ones is strided)
         owned.add(j)
     if gj.__class__ is SliceGrad:
         cur[gj.index] += gj.value

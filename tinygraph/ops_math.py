@@ -49,6 +49,8 @@ class Sub:
 
 @defop("mul", examples=_pairs)
 class Mul:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return a * b, (a, b)
 
@@ -60,6 +62,8 @@ class Mul:
 
 @defop("div", examples=lambda r: _pairs(r, low=0.5))
 class Div:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         out = a / b
         return out, (out, a.shape, b)
@@ -72,6 +76,8 @@ class Div:
 
 @defop("neg", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Neg:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         return -a, ()
 
@@ -82,6 +88,8 @@ class Neg:
 @defop("pow", examples=lambda r: [([r.uniform(0.5, 2.0, (3, 4))], {"exponent": p})
                                   for p in (2, 3, 0.5, -1.5, 0)])
 class Pow:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, exponent):
         return a ** exponent, (a, exponent)
 
@@ -94,6 +102,8 @@ class Pow:
 
 @defop("exp", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Exp:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.exp(floating(a))
         return out, (out,)
@@ -104,6 +114,8 @@ class Exp:
 
 @defop("log", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
 class Log:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         return np.log(a), (a,)
@@ -114,6 +126,8 @@ class Log:
 
 @defop("tanh", examples=lambda r: [([r.standard_normal((3, 4))], {})])
 class Tanh:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.tanh(floating(a))
         return out, (out,)
@@ -125,6 +139,8 @@ class Tanh:
 
 @defop("sigmoid", examples=lambda r: [([r.standard_normal((3, 4)) * 3], {})])
 class Sigmoid:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         e = np.exp(-np.abs(a))  # the two-branch form never overflows exp
@@ -138,6 +154,8 @@ class Sigmoid:
 
 @defop("relu", examples=lambda r: [([r.standard_normal((3, 4)) + 0.05], {})])
 class Relu:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         mask = a > 0
         return a * mask, (mask,)
@@ -148,6 +166,8 @@ class Relu:
 
 @defop("abs", examples=lambda r: [([r.standard_normal((3, 4)) + 0.05], {})])
 class Abs:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         return np.abs(a), (a,)
 
@@ -157,6 +177,8 @@ class Abs:
 
 @defop("sqrt", examples=lambda r: [([r.uniform(0.5, 3.0, (3, 4))], {})])
 class Sqrt:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         out = np.sqrt(floating(a))
         return out, (out,)
@@ -167,6 +189,8 @@ class Sqrt:
 
 @defop("log1p", examples=lambda r: [([r.uniform(-0.5, 3.0, (3, 4))], {})])
 class Log1p:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a):
         a = floating(a)
         return np.log1p(a), (a,)
@@ -179,6 +203,8 @@ class Log1p:
                                     ({"min": -0.5, "max": 0.5}, {"min": 0.1}, {"max": -0.2})])
 class Clamp:
     """Clip to [min, max] (either may be None); the gradient passes where min <= a <= max."""
+
+    fresh = True  # its backward returns new arrays only (see registry)
 
     def forward(a, min=None, max=None):
         out = a
@@ -214,6 +240,8 @@ def _pick_backward(wins):
 
 @defop("maximum", examples=_pairs)
 class Maximum:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return np.maximum(a, b), (a, b)
 
@@ -222,6 +250,8 @@ class Maximum:
 
 @defop("minimum", examples=_pairs)
 class Minimum:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return np.minimum(a, b), (a, b)
 
@@ -234,21 +264,39 @@ def _matmul_examples(r):
     return [([r.standard_normal(a), r.standard_normal(b)], {}) for a, b in shapes]
 
 
+def _fortran(x):
+    """True for an F-ordered 2-D array that is not also C-ordered (a transposed weight)."""
+    f = x.flags
+    return f.f_contiguous and not f.c_contiguous
+
+
 @defop("matmul", examples=_matmul_examples)
 class Matmul:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     def forward(a, b):
         return a @ b, (a, b)
 
     def backward(g, saved, need):
         a, b = saved
         if a.ndim == 2 and b.ndim == 2:  # the common case, kept short
-            return (g @ b.T if need[0] else None, a.T @ g if need[1] else None)
+            # each gradient in its operand's layout (same GEMM, transposed): for ``h @ W.T``
+            # the gradient of W.T comes out F-ordered, so the transpose's backward hands W a
+            # C-ordered one and every step adds into W's gradient contiguously (a strided add
+            # costs 6x at H = 128, 16x at H = 512)
+            ga = gb = None
+            if need[0]:
+                ga = (b @ g.T).T if _fortran(a) else g @ b.T
+            if need[1]:
+                gb = (g.T @ a).T if _fortran(b) else a.T @ g
+            return ga, gb
         if a.ndim == 1 and b.ndim == 1:  # inner product
             return (g * b if need[0] else None, g * a if need[1] else None)
         if b.ndim == 2 and a.ndim > 2:  # a stack of rows times one matrix: no batched temporary
             gb = None
             if need[1]:
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                a2, g2 = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
+                gb = (g2.T @ a2).T if _fortran(b) else a2.T @ g2
             return (g @ b.T if need[0] else None, gb)
         # 1-D operands act as a row (left) or a column (right) matrix; batched dims broadcast
         a2 = a[None, :] if a.ndim == 1 else a
@@ -326,9 +374,13 @@ _EXTREME = lambda r: [([r.permutation(np.arange(12.0)).reshape(s)], k)  # noqa: 
 
 @defop("max", examples=_EXTREME)
 class Max:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     forward, backward = _extreme(np.max)
 
 
 @defop("min", examples=_EXTREME)
 class Min:
+    fresh = True  # its backward returns new arrays only (see registry)
+
     forward, backward = _extreme(np.min)

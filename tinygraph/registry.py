@@ -11,7 +11,10 @@ A primitive is a class with two plain functions:
 - ``backward(g, saved, need) -> tuple``: one gradient per array input (``None`` where there is
   none or where ``need[i]`` is False), already reduced to that input's shape.
 
-Ops with no gradient (argmax, one_hot, detach) set ``backward = None``. Ops that only make sense
+Ops with no gradient (argmax, one_hot, detach) set ``backward = None``. An op whose backward
+returns only arrays it has just allocated (never `g` itself, a saved array, or a view of either)
+sets ``fresh = True``: the sweep then adds later contributions into that array in place instead
+of copying it first (tests check the claim for every op that makes it). Ops that only make sense
 on real numbers (exp, tanh, the losses, ...) call `floating` on their inputs: an integer tensor
 is promoted to the default float dtype instead of being truncated. Keeping `saved` a plain
 tuple rather than a closure matters: tuples of arrays drop out of Python's garbage collector, so a
@@ -46,6 +49,7 @@ def defop(name: str, examples: Callable[[np.random.Generator], list] | None = No
         cls.differentiable = getattr(cls, "backward", None) is not None
         if not hasattr(cls, "backward"):
             cls.backward = None
+        cls.fresh = bool(getattr(cls, "fresh", False))
         cls.examples = tuple(examples(np.random.default_rng(0))) if examples else ()
         OPS[name] = cls
         return cls

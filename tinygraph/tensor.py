@@ -256,6 +256,55 @@ def _leaf_index(tape: Tape, t: Tensor) -> int:
     return idx
 
 
+def _leaf_id(tape: Tape, t: Tensor) -> int:
+    """Node id of `t`, a tensor no op made: its leaf node, reused unless the tape holds foreign
+    leaves or `t` changed in place since that node was added (then `_leaf_index` decides)."""
+    i = tape.leaves.get(id(t))
+    if i is not None and not tape.foreign and t._version == tape.versions.get(i, 0):
+        return i
+    return _leaf_index(tape, t)
+
+
+def _inputs(tape: Tape, tensors: tuple) -> tuple:
+    """(tape, input ids, need, requires grad) of an op, in general: inputs from other tapes,
+    any number of inputs. The tape is None when nothing needs recording."""
+    ids = []
+    need = []
+    track = req = False
+    other = None
+    for t in tensors:
+        tt = t._tape
+        if tt is tape:
+            ids.append(t._idx)
+            track = True
+        else:
+            if tt is not None:
+                if tt.released:
+                    other = tt
+                else:
+                    track = True
+            ids.append(-1)
+        r = t.requires_grad
+        need.append(r)
+        if r:
+            track = req = True
+    if other is not None and max(ids) < 0 and other.owner == tape.owner:
+        # every recorded input comes from a tape a backward has swept: keep appending to it, so
+        # a second loss of that graph (multi-loss, multi-head) still reaches what that backward
+        # did not release; what it released raises when a backward reaches it. Only a tape of
+        # this thread / task: another's is never appended to (see tape.current_state)
+        tape = other
+        ids = [t._idx if t._tape is other else -1 for t in tensors]
+        track = True
+    if not track:
+        return None, None, None, False
+    for k, i in enumerate(ids):
+        if i < 0:
+            ids[k] = _leaf_id(tape, tensors[k])
+    need = tuple(need)
+    return tape, tuple(ids), _NEEDS.setdefault(need, need), req
+
+
 def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     """Run ``op.forward(*arrays, **static)`` and record it on the current tape.
 
@@ -293,52 +342,36 @@ def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
     if (tape is None or tape.released
             or home.owner != (_ident() if loop is None else _tp.owner())):
         tape = _tp.current_tape()
-    ids = []
-    need = []
-    track = req = False
-    other = None
-    for t in tensors:
-        tt = t._tape
-        if tt is tape:
-            ids.append(t._idx)
-            track = True
+    # the common case first, with no lists: each input an op output of this tape or a tensor no
+    # op made (a leaf: its node is looked up, or added the first time)
+    a = tensors[0]
+    if len(tensors) == 2:
+        b = tensors[1]
+        ta, tb = a._tape, b._tape
+        if (ta is tape or ta is None) and (tb is tape or tb is None):
+            ra, rb = a.requires_grad, b.requires_grad
+            if ta is None and tb is None and not (ra or rb):
+                return res  # constants only: nothing to record
+            ids = (a._idx if ta is tape else _leaf_id(tape, a),
+                   b._idx if tb is tape else _leaf_id(tape, b))
+            need = (ra, rb)
+            req = ra or rb
         else:
-            if tt is not None:
-                if tt.released:
-                    other = tt
-                else:
-                    track = True
-            ids.append(-1)
-        r = t.requires_grad
-        need.append(r)
-        if r:
-            track = req = True
-    if other is not None and max(ids) < 0 and other.owner == tape.owner:
-        # every recorded input comes from a tape a backward has swept: keep appending to it, so
-        # a second loss of that graph (multi-loss, multi-head) still reaches what that backward
-        # did not release; what it released raises when a backward reaches it. Only a tape of
-        # this thread / task: another's is never appended to (see tape.current_state)
-        tape = other
-        ids = [t._idx if t._tape is other else -1 for t in tensors]
-        track = True
-    if not track:
+            tape, ids, need, req = _inputs(tape, tensors)
+    elif len(tensors) == 1 and a._tape is tape:
+        ids = (a._idx,)
+        req = a.requires_grad
+        need = (req,)
+    else:
+        tape, ids, need, req = _inputs(tape, tensors)
+    if tape is None:
         return res
-    leaves, versions = tape.leaves, tape.versions
-    for k, i in enumerate(ids):
-        if i < 0:
-            t = tensors[k]
-            i = leaves.get(id(t))
-            # reuse the leaf's node unless it came from another tape or changed in place since
-            ids[k] = i if (i is not None and not tape.foreign
-                           and t._version == (versions.get(i, 0) if versions else 0)) \
-                else _leaf_index(tape, t)
     if op.backward is None:
         req = False
     idx = len(tape.ops)
     tape.ops.append(op)
-    tape.inputs.append(tuple(ids))
+    tape.inputs.append(ids)
     tape.saved.append(saved if req else None)
-    need = tuple(need)
     shape = out.shape
     # the same few `need` patterns and shapes recur on every step: share one object of each
     tape.need.append(_NEEDS.setdefault(need, need))
