@@ -3,14 +3,13 @@
 Flow: `RNN(..., fused=True)` computes the input projections U x(t) of all steps in one op, runs
 this primitive (``elman_scan``) over them, and reads the outputs o(t) = c + V h(t) of all steps
 in one matmul; per-step views of h(t) and o(t) (``getitem`` inside ``tg.step(t)``, named ``h``
-and ``o``) feed `sequence_loss` as before. Fewer, larger ops than the per-step recording
-(``fused=False``, the default), with the same loss and gradients.
+and ``o``) feed `sequence_loss` as before. Fewer, larger ops than the per-step recording, with
+the same loss and gradients. The forward registers an `ElmanUnfold` with the export
+(`tinygraph.export.register_unfold`): `tg.trace` draws the fused group as the book's per-step
+graph, node for node as the per-step recording, with the per-step gradient norms after
+``backward(keep_grads=True)``.
 
-Not yet: the export does not expand the ``elman_scan`` node into the per-step nodes of the
-book's graph, so a fused run is drawn with one node for the recurrence, and the per-step views
-``out.h[t]`` are read-only slices (o(t) reads all states at once), so ``keep_grads`` gives them
-no gradient: the total grad h(t) stays inside the scan's backward. Record per step (the
-default) to draw the graph or read grad h(t).
+A float input that requires grad, padding (``lengths=``) and `per_step_copies` record per step.
 """
 from __future__ import annotations
 
