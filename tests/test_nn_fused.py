@@ -101,3 +101,41 @@ def test_padding_and_per_step_copies_fall_back_to_the_per_step_recording():
         out = m(x)
     assert "elman_scan" not in ops(nn.sequence_loss(out.o, y))
     assert "elman_scan" in ops(nn.sequence_loss(m(x).o, y))
+
+
+@pytest.mark.parametrize("scale", [0.5, 3.0])      # vanishing and exploding-ish recurrences
+def test_flow_of_a_fused_run_equals_the_per_step_flow(scale):
+    """F[tau', t] = |dL(tau')/dh(t)| and the Jacobian spectra from the fused op's BPTT."""
+    rng = np.random.default_rng(6)
+    B, T, D, H, K = 2, 7, 4, 5, 3
+    m = nn.RNN(D, H, K, rng=2)
+    m.cell.W.data *= scale
+    x, y = rng.integers(0, D, (B, T)), rng.integers(0, K, (B, T))
+    got, exported = [], []
+    for fused in (False, True):
+        m.fused = fused
+        tg.new_graph()                                     # each run on a tape of its own
+        out = m(x)
+        terms = [tg.cross_entropy(o, y[:, t]) for t, o in enumerate(out.o)]
+        f = tg.flow(terms, out.h, weights=m.cell.W)
+        assert [v.label for v in f.variables] == ["rnn/cell/h"]
+        got.append(f["rnn/cell/h"])
+        exported.append(tg.trace(tg.stack(terms).sum(), flow=f).attrs["flow"])
+    step, fus = got
+    a, b = (e["variables"][0] for e in exported)       # the same nodes h(t) and L(t) named
+    assert a["nodes"] == b["nodes"] and a["loss_nodes"] == b["loss_nodes"]
+    assert None not in a["nodes"] + a["loss_nodes"]
+    assert np.all(step.F[np.tril_indices(T)] > 0)          # the per-step F is a real lower triangle
+    np.testing.assert_allclose(fus.F, step.F, rtol=1e-12, atol=0)
+    for k in ("sigma", "sigma_window", "rho", "saturation"):
+        a, b = np.asarray(getattr(fus, k)), np.asarray(getattr(step, k))
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=0, equal_nan=True)
+
+
+def test_grad_norms_of_kept_steps_reach_the_exported_h_of_a_fused_run():
+    m = nn.RNN(3, 4, 2, rng=0, fused=True)
+    out = m(np.array([[0, 1, 2, 1]]))
+    loss = nn.sequence_loss(out.o, np.array([[0, 1, 1, 0]]))
+    loss.backward(keep_grads=True)
+    hs = [n for n in tg.trace(loss).nodes if n["name"] == "h" and n["kind"] == "op"]
+    assert [n["step"] for n in hs] == [1, 2, 3, 4] and all(n["grad_norm"] > 0 for n in hs)

@@ -243,6 +243,17 @@ def register_unfold(tape: Tape, unfold: Any) -> None:
     UNFOLDS.setdefault(tape, {})[unfold.start] = unfold
 
 
+def fused_states(states: list) -> tuple[Any, list[int]] | None:
+    """``(unfold, [t, ...])`` when every tensor of `states` is a step h(t) of one fused group
+    (its per-step slices carry no gradient of the recurrence: ask the unfold); else None."""
+    tape = states[0]._tape
+    for u in UNFOLDS.get(tape, {}).values() if tape is not None else ():
+        keys = [u.aliases.get(s._idx) if s._tape is tape else None for s in states]
+        if all(k is not None and k[0] == "h" for k in keys):
+            return u, [k[1] for k in keys]
+    return None
+
+
 class _OpName:
     """Stands in for an op class in an expanded record (the export reads only ``.name``)."""
 

@@ -71,8 +71,9 @@ class ElmanUnfold:
     and (every step, or the last for ``output="last"``) V h(t), + c = o(t). Leaves recorded by
     the group (U, W, b, h(0), V, c) are emitted where the per-step run first reads them.
     `grads` gives the per-step gradient norms after ``backward(keep_grads=True)``: grad h(t)
-    and grad a(t) are the BPTT recursion run again from the gradient that reached the scan
-    (kept by keep_grads), with W and V as they were at the forward.
+    and grad a(t) are the BPTT recursion run again (`state_grads`) from the gradient that reached
+    the scan (kept by keep_grads), with W and V as they were at the forward; `tg.flow` uses the
+    same recursion per loss term and `jacobians` for the spectra.
     """
 
     def __init__(self, start: int, end: int, ids: dict, xs: np.ndarray, hs: np.ndarray,
@@ -133,6 +134,19 @@ class ElmanUnfold:
             prev = ("h", t)
         return out
 
+    def state_grads(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """grad h(t) and grad a(t), each (tau, B, H), from the gradient `g` reaching every h(t)
+        from outside the recurrence: the seed's BPTT, grad h(t) = g(t) + W^T grad a(t+1)."""
+        gh, da = np.empty_like(g), np.empty_like(g)
+        for t in range(g.shape[0] - 1, -1, -1):
+            gh[t] = g[t] if t == g.shape[0] - 1 else g[t] + da[t + 1] @ self.W
+            da[t] = (1.0 - self.hs[t] * self.hs[t]) * gh[t]
+        return gh, da
+
+    def jacobians(self) -> np.ndarray:
+        """J[t-1, b] = dh(t)/dh(t-1) = diag(1 - h(t)^2) W for batch row b, (tau, B, H, H)."""
+        return (1.0 - self.hs * self.hs)[..., None] * self.W
+
     def grads(self, tape) -> tuple[dict, dict]:
         """Per-step gradient norms (nodes, edges) from the gradients keep_grads kept."""
         ng, ids, norm = tape.node_grads, self.ids, np.linalg.norm
@@ -150,32 +164,30 @@ class ElmanUnfold:
         g_ext = ng.get(ids["scan"])
         if g_ext is None:
             return nodes, edges
+        gh, da = self.state_grads(g_ext)
         T, B, H = self.hs.shape
-        carry, gW = None, np.zeros((H, H), dtype=self.hs.dtype)
-        for t in range(T, 0, -1):                # the seed's BPTT, step by step
-            gh = g_ext[t - 1] if carry is None else g_ext[t - 1] + carry
-            nodes[("h", t)] = float(norm(gh))
-            h = self.hs[t - 1]
-            da = (1.0 - h * h) * gh
-            n = float(norm(da))
+        gW = np.zeros((H, H), dtype=self.hs.dtype)
+        for t in range(T, 0, -1):
+            nodes[("h", t)] = float(norm(gh[t - 1]))
+            n = float(norm(da[t - 1]))
             for k in ("e", "m", "a1", "a2"):
                 nodes[(k, t)] = n
             for e in ((("e", t), ("a1", t)), (("m", t), ("a1", t)), (("a1", t), ("a2", t)),
                       (("a2", t), ("h", t))):
                 edges[e] = n
-            edges[(ids["b"], ("a2", t))] = float(norm(da.sum(axis=0)))
+            edges[(ids["b"], ("a2", t))] = float(norm(da[t - 1].sum(axis=0)))
             hp = self.h0 if t == 1 else self.hs[t - 2]
-            gWt = da.T @ hp                      # grad W(t); W^T's is its transpose
+            gWt = da[t - 1].T @ hp                   # grad W(t); W^T's is its transpose
             gW += gWt
             edges[(("WT",), ("m", t))] = float(norm(gWt))
-            carry = da @ self.W
-            edges[(ids["h0"] if t == 1 else ("h", t - 1), ("m", t))] = float(norm(carry))
+            edges[(ids["h0"] if t == 1 else ("h", t - 1), ("m", t))] = \
+                float(norm(da[t - 1] @ self.W))
             x = self.xs[t - 1]
             if self.is_ids:
                 gU = np.zeros((ids["D"], H), dtype=da.dtype)
-                np.add.at(gU, x, da)
+                np.add.at(gU, x, da[t - 1])
             else:
-                gU = x.T @ da
+                gU = x.T @ da[t - 1]
             edges[(ids["UT"], ("e", t))] = float(norm(gU))
         nodes[("WT",)] = edges[(ids["W"], ("WT",))] = float(norm(gW))
         return nodes, edges

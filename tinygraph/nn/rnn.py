@@ -19,7 +19,7 @@ from tinygraph.tensor import Tensor, apply
 from .loop import (CellSequence, RNNOutput, SequenceInput, legacy_state,  # noqa: F401
                    length_masks, make_rng, per_step_mode, project, run, start_state)
 from tinygraph.export import register_unfold
-from tinygraph.tape import current_tape
+from tinygraph.tape import STATE, current_tape
 
 from .fused import ElmanScan, ElmanUnfold
 from .module import Module, Transposed, init_uniform, who
@@ -203,7 +203,8 @@ class RNN(CellSequence):
             O = (hs.reshape(T * B, H) @ VT + self.c).reshape(T, B, self.output_size)
         for t in range(1, T + 1):
             with tg.step(t):
-                out.h.append(hs[t - 1].named("h"))                                  # (B, H)
+                with tg.scope(cell.name):            # h(t) where the per-step run makes it
+                    out.h.append(hs[t - 1].named("h"))                              # (B, H)
                 if O is not None:
                     out.o.append(O[t - 1].named("o"))                               # (B, K)
                     out.steps.append(t)
@@ -226,6 +227,6 @@ class RNN(CellSequence):
         register_unfold(tape, ElmanUnfold(
             start, len(tape), ids, seq.steps, hs.data, h0.data, cell.W.data,
             None if VT is None else self.V.data, self.output == "every",
-            (tape.meta[ids["scan"]][3], tape.meta[ids["h"][0]][3]), seq.ids,
+            (tape.meta[ids["scan"]][3], STATE.scope), seq.ids,
             (tape.src.get(ids["scan"]), tape.code.get(ids["scan"]))))
         return out
