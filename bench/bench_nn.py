@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tinygraph as tg  # noqa: E402
 from tinygraph import nn, tasks  # noqa: E402
 from tests.reference_bptt import elman_bptt, elman_bptt_batched  # noqa: E402
-from bench.bench_engine import elman_params, elman_torch, interleaved_best, torch  # noqa: E402
+from bench.bench_engine import _peak, elman_params, elman_torch, interleaved_best, torch  # noqa: E402,E501
 
 
 def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -> tg.Tensor:
@@ -32,16 +32,23 @@ def elman_nn(rnn: nn.RNN, x: np.ndarray, y: np.ndarray, per_step: bool = True) -
     return loss
 
 
-def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
+SIZES = {"tiny": dict(B=1, D=10, H=16, K=10, T=50, repeat=15),
+         "medium": dict(B=32, D=64, H=128, K=64, T=100, repeat=15),
+         "long": dict(B=8, D=32, H=64, K=32, T=5000, repeat=5)}
+
+
+def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15, memory=False):
+    """nn.RNN fused (the default) and per step (``fused=False``) against the hand BPTT; with
+    `memory`, the peak (tracemalloc) of each nn row ÷ the arrays hand BPTT keeps."""
     rng = np.random.default_rng(0)
     p = elman_params(D, H, K, rng)
     x = rng.standard_normal((B, T, D))
     y = rng.integers(0, K, (B, T))
     args = (p["U"], p["W"], p["V"], p["b"], p["c"], x, y)
-    rnn = nn.RNN(D, H, K)
+    rnn = nn.RNN(D, H, K, fused=False)          # every op of every step recorded
     rnn.load_state_dict({"cell.U": p["U"], "cell.W": p["W"], "cell.b": p["b"], "V": p["V"],
                          "c": p["c"]})
-    fused = nn.RNN(D, H, K, fused=True)         # the recurrence as one op (nn/fused.py)
+    fused = nn.RNN(D, H, K)                     # the default: one op per recurrence (nn/fused.py)
     fused.load_state_dict(rnn.state_dict())
     ref = elman_bptt(*args)                     # same numbers first: like is compared with like
     loss = elman_nn(rnn, x, y)
@@ -54,7 +61,8 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
            "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
            "tinygraph.nn RNN + sequence_loss": lambda: elman_nn(rnn, x, y),
            "tinygraph.nn, one fused loss (per_step=False)": lambda: elman_nn(rnn, x, y, False),
-           "tinygraph.nn RNN(fused=True), fused loss": lambda: elman_nn(fused, x, y, False)}
+           "tinygraph.nn RNN fused (default) + sequence_loss": lambda: elman_nn(fused, x, y),
+           "tinygraph.nn RNN fused, fused loss": lambda: elman_nn(fused, x, y, False)}
     if torch is not None:
         fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)
     rows = interleaved_best(fns, repeat)
@@ -68,6 +76,14 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15):
     else:
         nn_t = rows["tinygraph.nn RNN + sequence_loss"]
         print(f"  tinygraph.nn / torch eager: {nn_t / rows['torch eager, per-step ops']:.2f}x")
+    if memory:
+        kept = T * (B * H + B * K) * 8       # every h(t) and softmax(t): what hand BPTT must keep
+        print(f"  peak memory ÷ the arrays hand BPTT keeps ({kept / 2**20:.2f} MiB):")
+        for k, f in (("hand numpy BPTT", lambda: elman_bptt(*args)),
+                     ("nn per step + sequence_loss", lambda: elman_nn(rnn, x, y)),
+                     ("nn fused + sequence_loss", lambda: elman_nn(fused, x, y)),
+                     ("nn fused, fused loss", lambda: elman_nn(fused, x, y, False))):
+            print(f"    {k:44s} {_peak(f) / kept:5.2f}x")
     return rows
 
 
@@ -95,7 +111,9 @@ def task_table():
 
 def main():
     print(f"# tinygraph.nn benchmarks (numpy {np.__version__}, Python {sys.version.split()[0]})")
-    elman_speed()
+    for size, kw in SIZES.items():
+        print(f"\n# size {size}")
+        elman_speed(**kw, memory=size == "long")
     task_table()
 
 
