@@ -139,3 +139,12 @@ def test_grad_norms_of_kept_steps_reach_the_exported_h_of_a_fused_run():
     loss.backward(keep_grads=True)
     hs = [n for n in tg.trace(loss).nodes if n["name"] == "h" and n["kind"] == "op"]
     assert [n["step"] for n in hs] == [1, 2, 3, 4] and all(n["grad_norm"] > 0 for n in hs)
+
+
+def test_the_per_step_context_records_every_step_of_a_fused_module():
+    m = nn.RNN(4, 5, 3, rng=0, fused=True)
+    x, y = np.array([[0, 1, 2]]), np.array([[0, 1, 2]])
+    with nn.per_step():
+        inside = recorded(nn.sequence_loss(m(x).o, y))
+    assert "elman_scan" not in inside and inside.count("tanh") == 3
+    assert "elman_scan" in recorded(nn.sequence_loss(m(x).o, y))      # the switch is restored
