@@ -48,7 +48,7 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15, memory=False):
     rnn = nn.RNN(D, H, K, fused=False)          # every op of every step recorded
     rnn.load_state_dict({"cell.U": p["U"], "cell.W": p["W"], "cell.b": p["b"], "V": p["V"],
                          "c": p["c"]})
-    fused = nn.RNN(D, H, K)                     # the default: one op per recurrence (nn/fused.py)
+    fused = nn.RNN(D, H, K, fused=True)         # one op per recurrence (nn/fused.py)
     fused.load_state_dict(rnn.state_dict())
     ref = elman_bptt(*args)                     # same numbers first: like is compared with like
     loss = elman_nn(rnn, x, y)
@@ -61,7 +61,7 @@ def elman_speed(B=32, D=64, H=128, K=64, T=100, repeat=15, memory=False):
            "hand numpy, batched projections (floor)": lambda: elman_bptt_batched(*args),
            "tinygraph.nn RNN + sequence_loss": lambda: elman_nn(rnn, x, y),
            "tinygraph.nn, one fused loss (per_step=False)": lambda: elman_nn(rnn, x, y, False),
-           "tinygraph.nn RNN fused (default) + sequence_loss": lambda: elman_nn(fused, x, y),
+           "tinygraph.nn RNN(fused=True) + sequence_loss": lambda: elman_nn(fused, x, y),
            "tinygraph.nn RNN fused, fused loss": lambda: elman_nn(fused, x, y, False)}
     if torch is not None:
         fns["torch eager, per-step ops"] = lambda: elman_torch(p, x, y)

@@ -201,13 +201,15 @@ class RNN(CellSequence):
         O = None
         if VT is not None and self.output == "every":
             O = (hs.reshape(T * B, H) @ VT + self.c).reshape(T, B, self.output_size)
-        for t in range(1, T + 1):
-            with tg.step(t):
-                with tg.scope(cell.name):            # h(t) where the per-step run makes it
+        with tg.scope(cell.name):                    # h(t) where the per-step run makes it
+            for t in range(1, T + 1):
+                with tg.step(t):
                     out.h.append(hs[t - 1].named("h"))                              # (B, H)
-                if O is not None:
+        if O is not None:
+            for t in range(1, T + 1):
+                with tg.step(t):
                     out.o.append(O[t - 1].named("o"))                               # (B, K)
-                    out.steps.append(t)
+            out.steps = list(range(1, T + 1))
         mo = []
         if VT is not None and self.output == "last":
             with tg.step(T):
