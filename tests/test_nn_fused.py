@@ -148,3 +148,19 @@ def test_the_per_step_context_records_every_step_of_a_fused_module():
         inside = recorded(nn.sequence_loss(m(x).o, y))
     assert "elman_scan" not in inside and inside.count("tanh") == 3
     assert "elman_scan" in recorded(nn.sequence_loss(m(x).o, y))      # the switch is restored
+
+
+@pytest.mark.parametrize("output", ["every", "last"])
+def test_kept_grad_of_every_h_of_a_fused_run_is_the_whole_bptt_gradient(output):
+    """out.h[t].grad after keep_grads: the per-step recording's grad h(t) (1e-12), which the
+    seed's recursion grad h(t) = V^T grad o(t) + W^T diag(1 - h(t+1)^2) grad h(t+1) gives."""
+    rng = np.random.default_rng(8)
+    m = nn.RNN(3, 4, 2, output=output, rng=3)
+    x, y = rng.integers(0, 3, (2, 6)), rng.integers(0, 2, (2, 6))
+    got = []
+    for fused in (False, True):
+        out, _, _ = run(m, x, y, fused)
+        got.append([h.grad.copy() for h in out.h])
+    assert all(np.abs(g).sum() > 0 for g in got[0])
+    for a, b in zip(*got):
+        assert rel_err(b, a) < 1e-12

@@ -13,6 +13,9 @@ A float input that requires grad, padding (``lengths=``) and `per_step_copies` r
 """
 from __future__ import annotations
 
+import weakref
+from typing import Any, Callable
+
 import numpy as np
 
 from tinygraph.registry import defop
@@ -142,6 +145,20 @@ class ElmanUnfold:
             gh[t] = g[t] if t == g.shape[0] - 1 else g[t] + da[t + 1] @ self.W
             da[t] = (1.0 - self.hs[t] * self.hs[t]) * gh[t]
         return gh, da
+
+    def keep_hook(self, tape: Any) -> Callable[[np.ndarray], None]:
+        """A hook for the fused op's output: under ``backward(keep_grads=True)`` (the tape keeps
+        node gradients) the slices h(t) get the whole grad h(t), not only their direct part."""
+        ref = weakref.ref(tape)                      # the tape holds the hook: no cycle
+
+        def keep(g: np.ndarray) -> None:
+            tp = ref()
+            if tp is not None and tp.node_grads:
+                gh = self.state_grads(np.asarray(g))[0]
+                for t, i in enumerate(self.ids["h"]):
+                    tp.node_grads[i] = gh[t]
+                    tp.grad_norms[i] = float(np.linalg.norm(gh[t]))
+        return keep
 
     def jacobians(self) -> np.ndarray:
         """J[t-1, b] = dh(t)/dh(t-1) = diag(1 - h(t)^2) W for batch row b, (tau, B, H, H)."""

@@ -226,9 +226,11 @@ class RNN(CellSequence):
                "mo": [node(m) for m in mo]}
         if VT is not None:
             ids.update(V=node(self.V), VT=node(VT), c=node(self.c))
-        register_unfold(tape, ElmanUnfold(
+        register_unfold(tape, unfold := ElmanUnfold(
             start, len(tape), ids, seq.steps, hs.data, h0.data, cell.W.data,
             None if VT is None else self.V.data, self.output == "every",
             (tape.meta[ids["scan"]][3], STATE.scope), seq.ids,
             (tape.src.get(ids["scan"]), tape.code.get(ids["scan"]))))
+        if hs.requires_grad:
+            hs.register_hook(unfold.keep_hook(tape))
         return out
