@@ -200,3 +200,75 @@ def test_shape_one_is_exported_as_ints_after_a_need_tuple_of_true():
     g = tg.trace(z.sum())
     shapes = [n["shape"] for n in g.nodes if n["op"] == "stack"]
     assert shapes == [[1]] and type(shapes[0][0]) is int
+
+
+# ------------------------------------------------------------------------------------------------
+# a fused recurrence (nn.RNN(fused=True)) exports as the per-step graph
+# ------------------------------------------------------------------------------------------------
+
+def _rnn_graph(fused, output="every", ids=True, loss="sequence", keep=False, K=3, T=4):
+    """The exported graph of one nn.RNN run and loss, fused or recorded per step."""
+    from tinygraph import nn
+    rng = np.random.default_rng(5)
+    B, D, H = 2, 4, 5
+    m = nn.RNN(D, H, K, output=output, rng=1, fused=fused)
+    x = rng.integers(0, D, (B, T)) if ids else rng.standard_normal((B, T, D))
+    y = rng.integers(0, K or 1, (B, T))
+    out = m(x, state=rng.standard_normal((B, H)))
+    if K is None:
+        total = (out.h[-1] * out.h[-1]).sum()
+    elif loss == "sequence":
+        total = nn.sequence_loss(out.o, y[:, T - len(out.o):])
+    elif output == "last":
+        total = tg.cross_entropy(out.last, y[:, 0])
+    else:                                   # a hand-written per-step loss, on some steps only
+        total = sum(tg.cross_entropy(o, y[:, t]).named("L") for t, o in enumerate(out.o)
+                    if t != 1)
+    if keep:
+        total.backward(keep_grads=True)
+    return tg.trace(total)
+
+
+def _without_source(g):
+    d = g.to_dict()
+    for n in d["nodes"]:                    # the line that recorded a node: fused.py vs rnn.py
+        n.pop("src"), n.pop("code")
+    return d
+
+
+FUSED_CASES = [dict(), dict(ids=False), dict(loss="per-step"), dict(output="last"),
+               dict(output="last", loss="per-step"), dict(K=None), dict(T=1)]
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: ",".join(map(str, c.values())) or "every")
+def test_a_fused_rnn_exports_the_per_step_graph_node_for_node(case):
+    """Equal: every node (op, kind, name, shape, dtype, scope, step, param, requires_grad,
+    value_norm, grad_norm), every edge (source, target, arg, args), the graph attributes; only
+    src / code may differ (recorded only under tg.record_source, both None here)."""
+    fused, step = _rnn_graph(True, **case), _rnn_graph(False, **case)
+    assert "elman_scan" not in {n["op"] for n in fused.nodes}
+    assert fused.to_json() == step.to_json()
+    assert _without_source(fused) == _without_source(step)
+
+
+@pytest.mark.parametrize("case", FUSED_CASES, ids=lambda c: ",".join(map(str, c.values())) or "every")
+def test_a_fused_rnn_exports_the_per_step_gradient_norms(case):
+    fused, step = _rnn_graph(True, keep=True, **case), _rnn_graph(False, keep=True, **case)
+    assert len(fused.nodes) == len(step.nodes) and len(fused.edges) == len(step.edges)
+    kept = sum(n["grad_norm"] is not None for n in step.nodes + step.edges)
+    assert kept > len(step.nodes) // 2
+    for a, b in list(zip(fused.nodes, step.nodes)) + list(zip(fused.edges, step.edges)):
+        ga, gb = a.pop("grad_norm"), b.pop("grad_norm")
+        a.pop("src", None), a.pop("code", None), b.pop("src", None), b.pop("code", None)
+        assert a == b
+        assert (ga is None) == (gb is None), a
+        if gb is not None:
+            assert abs(ga - gb) <= 1e-12 * max(abs(gb), 1e-300), (a, ga, gb)
+
+
+def test_a_fused_rnn_draws_the_same_dot():
+    viz = pytest.importorskip("viz")
+    fused, step = _rnn_graph(True, keep=True), _rnn_graph(False, keep=True)
+    F, S = fused.to_networkx(), step.to_networkx()
+    assert viz.unfolded(F, max_steps=None).source == viz.unfolded(S, max_steps=None).source
+    assert viz.folded(F).source == viz.folded(S).source

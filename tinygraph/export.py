@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import weakref
 from typing import Any, Iterator
 
 from .tape import Tape
@@ -163,7 +164,11 @@ def trace(output: Tensor, flow: Any = None) -> Graph:
 
 
 def _records(tape: Tape, output: Tensor, flow: Any) -> Graph:
-    order = _reachable(tape, output._idx)
+    root, to_view = output._idx, None
+    if UNFOLDS.get(tape):             # fused ops recorded here: export their per-step records
+        tape, to_view = _unfolded(tape, UNFOLDS[tape])
+        root = to_view[root]
+    order = _reachable(tape, root)
     new_id = {old: k for k, old in enumerate(order)}
     nodes: list[dict] = []
     edges: list[dict] = []
@@ -215,9 +220,126 @@ def _records(tape: Tape, output: Tensor, flow: Any) -> Graph:
             for j, args in positions.items():  # dicts keep first-use order: edges by position
                 add_edge({"source": new_id[j], "target": k, "arg": args[0], "args": args,
                           "grad_norm": en.get((j, i))})
-    out = new_id[output._idx]
+    out = new_id[root]
     attrs = {"engine": "tinygraph", "version": _version(), "schema": SCHEMA_VERSION,
              "output": out, "loss": out if output.data.size == 1 else None}
     if flow is not None:
+        if to_view is not None:       # flow names tape ids: map them through the expansion
+            new_id = {i: new_id[v] for i, v in to_view.items() if v in new_id}
         attrs["flow"] = flow.to_attrs(new_id)
     return Graph(nodes, edges, attrs)
+
+
+# ------------------------------------------------------------------------------------------------
+# fused ops drawn as the steps they fuse
+# ------------------------------------------------------------------------------------------------
+
+# tape -> {first node id of a fused group: its unfold}; filled by fused ops (tinygraph.nn.fused)
+UNFOLDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def register_unfold(tape: Tape, unfold: Any) -> None:
+    """Have `trace` export the group ``unfold.start..unfold.end-1`` of `tape` as its steps."""
+    UNFOLDS.setdefault(tape, {})[unfold.start] = unfold
+
+
+def fused_states(states: list) -> tuple[Any, list[int]] | None:
+    """``(unfold, [t, ...])`` when every tensor of `states` is a step h(t) of one fused group
+    (its per-step slices carry no gradient of the recurrence: ask the unfold); else None."""
+    tape = states[0]._tape
+    for u in UNFOLDS.get(tape, {}).values() if tape is not None else ():
+        keys = [u.aliases.get(s._idx) if s._tape is tape else None for s in states]
+        if all(k is not None and k[0] == "h" for k in keys):
+            return u, [k[1] for k in keys]
+    return None
+
+
+class _OpName:
+    """Stands in for an op class in an expanded record (the export reads only ``.name``)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _View:
+    """The parts of a tape the export reads, rebuilt with fused groups expanded."""
+
+    def __init__(self) -> None:
+        self.ops: list[Any] = []
+        self.inputs: list[tuple] = []
+        self.meta: list[tuple] = []
+        self.names: dict[int, str] = {}
+        self.src: dict[int, str] = {}
+        self.code: dict[int, str] = {}
+        self.value_norms: dict[int, float] = {}
+        self.grad_norms: dict[int, float] = {}
+        self.edge_norms: dict[tuple[int, int], float] = {}
+
+
+def _unfolded(tape: Tape, unfolds: dict) -> tuple[_View, dict[int, int]]:
+    """The tape with each fused group (nodes ``start..end-1``) replaced by its per-step records.
+
+    An unfold gives ``records()``: ``(key, op name or None, meta, name)`` followed by the input
+    keys, in the order the per-step recording makes them, where an int key is a tape node
+    (a leaf or op the group shares with the per-step graph) and any other key a node of the
+    steps; ``aliases``: tape node -> key of the record that stands for it (o(t), h(t));
+    ``grads(tape)``: the per-step gradient norms ``(nodes {key: norm}, edges {(key, key): norm})``
+    after ``backward(keep_grads=True)``. Returns the view and tape id -> view id.
+    """
+    v = _View()
+    to_view: dict[int, int] = {}
+    n, i = len(tape.ops), 0
+    while i < n:
+        u = unfolds.get(i)
+        if u is None:
+            _copy_node(tape, v, i, to_view, tape.inputs[i])
+            i += 1
+            continue
+        local: dict[Any, int] = {}
+        at = lambda key: to_view[key] if isinstance(key, int) else local[key]   # noqa: E731
+        for key, op, meta, name, ins in u.records():
+            if isinstance(key, int):
+                _copy_node(tape, v, key, to_view, tape.inputs[key])
+                continue
+            vid = local[key] = len(v.ops)
+            ins = tuple(at(j) for j in ins)
+            req = any(v.meta[j][5] for j in ins) if op is not None else meta[5]
+            v.ops.append(None if op is None else _OpName(op))
+            v.inputs.append(ins)
+            v.meta.append(meta[:5] + (req,))
+            if name is not None:
+                v.names[vid] = name
+            if u.src is not None:
+                v.src[vid], v.code[vid] = u.src, u.code
+        for tid, key in u.aliases.items():
+            to_view[tid] = at(key)
+        if tape.grad_norms:
+            nodes, edges = u.grads(tape)
+            for key, g in nodes.items():
+                v.grad_norms[at(key)] = g
+            for (a, b), g in edges.items():
+                if v.meta[at(a)][5]:          # an input that takes no gradient gets no norm
+                    v.edge_norms[(at(a), at(b))] = g
+        i = u.end
+    for (j, k), g in tape.edge_norms.items():
+        if j in to_view and k in to_view:     # the edges kept (or redirected to a step's node)
+            v.edge_norms[(to_view[j], to_view[k])] = g
+    return v, to_view
+
+
+def _copy_node(tape: Tape, v: _View, i: int, to_view: dict[int, int], ins: tuple) -> None:
+    vid = to_view[i] = len(v.ops)
+    try:
+        v.inputs.append(tuple(to_view[j] for j in ins))
+    except KeyError:
+        raise ValueError(f"trace: {tape.op_name(i)} (node {i}) reads a node inside a fused op "
+                         f"that has no per-step record; record that model per step "
+                         f"(tinygraph.nn.per_step())") from None
+    v.ops.append(tape.ops[i])
+    v.meta.append(tape.meta[i])
+    for src, dst in ((tape.names, v.names), (tape.src, v.src), (tape.code, v.code),
+                     (tape.value_norms, v.value_norms), (tape.grad_norms, v.grad_norms)):
+        if i in src:
+            dst[vid] = src[i]

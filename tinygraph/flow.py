@@ -27,7 +27,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .autograd import grad
+from .autograd import grad, sweep
+from .export import fused_states
 from .tensor import Tensor
 
 #: units with |h| above this count as saturated (tanh' = 1 − h² < 0.02)
@@ -184,15 +185,20 @@ def flow(losses: Sequence[Tensor], states: Sequence[Tensor] | Mapping[str, Seque
     out, sweeps = [], 0
     loss_steps = np.array([_step(L) for L in losses], dtype=float)
     for label, seq in groups.items():
+        fused = fused_states(seq)                # h(t) of a fused recurrence (nn.RNN fused)
         Fm = np.zeros((len(losses), len(seq)))
         for i, L in enumerate(losses):           # one reverse sweep per loss term
-            gs = grad(L, seq, retain_graph=True, allow_unused=True)
+            if fused is None:
+                gs = [None if g is None else g.data
+                      for g in grad(L, seq, retain_graph=True, allow_unused=True)]
+            else:
+                gs = _fused_grads(L, *fused)
             sweeps += 1
-            Fm[i] = [0.0 if g is None else float(np.linalg.norm(g.data)) for g in gs]
+            Fm[i] = [0.0 if g is None else float(np.linalg.norm(g)) for g in gs]
         J = None
         if jacobians and len(seq) > 1:
-            J = _jacobians(seq)
-            sweeps += seq[0].shape[-1]
+            J = _jacobians(seq) if fused is None else _fused_jacobians(*fused)
+            sweeps += seq[0].shape[-1] if fused is None else 0
         W = wmap.get(label)
         steps = np.array([_step(s) for s in seq], dtype=float)
         out.append(variable_flow(
@@ -318,6 +324,28 @@ def _hooks(seq: list[Tensor], fns: list) -> Iterator[None]:
                 hooks.remove(fn)
             if not hooks:
                 s._tape.hooks.pop(s._idx, None)
+
+
+def _fused_grads(L: Tensor, unfold: Any, steps: list[int]) -> list:
+    """dL/dh(t) at the given steps of a fused recurrence: one sweep to the fused op's output,
+    then the seed's BPTT inside it (`ElmanUnfold.state_grads`)."""
+    scan = unfold.ids["scan"]
+    got = sweep(L._tape, {L._idx: np.ones_like(L.data)}, retain_graph=True, capture={scan},
+                write_leaves=False)
+    if scan not in got:
+        return [None] * len(steps)
+    gh = unfold.state_grads(np.asarray(got[scan]))[0]
+    return [gh[t - 1] for t in steps]
+
+
+def _fused_jacobians(unfold: Any, steps: list[int]) -> np.ndarray:
+    """The `_jacobians` layout (n, B, H, H), J[0] NaN, for consecutive steps of a fused run."""
+    if steps != list(range(steps[0], steps[0] + len(steps))):
+        raise ValueError(f"flow: the Jacobians of a fused recurrence need consecutive steps, "
+                         f"got {steps[:5]}...; pass jacobians=False or every h(t)")
+    J = unfold.jacobians()[steps[0] - 1:steps[-1]].copy()
+    J[0] = np.nan
+    return J
 
 
 def _jacobians(seq: list[Tensor]) -> np.ndarray:

@@ -26,7 +26,7 @@ from .deep import DeepRNN, DeepTransitionCell
 from .gated import GRU, LSTM, GRUCell, LSTMCell
 from .jordan import JordanRNN
 from .linear import Embedding, Linear
-from .loop import Recurrent
+from .loop import Recurrent, per_step
 from .loss import sequence_loss, step_grads
 from .module import Module, per_step_copies
 from .recursive import RecursiveNN, TreeOutput, balanced_tree, tree_depth
@@ -36,5 +36,5 @@ from .seq2seq import Decoder, Encoder, Seq2Seq
 __all__ = ["Module", "Linear", "Embedding", "RNNCell", "RNN", "RNNOutput", "DynamicalSystem",
            "JordanRNN", "BidirectionalRNN", "BiOutput", "Encoder", "Decoder", "Seq2Seq",
            "DeepRNN", "DeepTransitionCell", "RecursiveNN", "TreeOutput", "balanced_tree",
-           "tree_depth", "sequence_loss", "step_grads", "per_step_copies", "Recurrent",
+           "tree_depth", "sequence_loss", "step_grads", "per_step_copies", "per_step", "Recurrent",
            "LSTMCell", "GRUCell", "LSTM", "GRU"]

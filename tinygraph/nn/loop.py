@@ -13,9 +13,10 @@ DeprecationWarning.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -29,9 +30,34 @@ State = Any   # a Tensor, a tuple of Tensors (h, c) or a list of Tensors (one pe
 
 
 def per_step_mode() -> bool:
-    """True inside `per_step_copies` (each step reads the shared weights itself)."""
-    from . import module      # read at call time: module.py owns the switch
-    return bool(module._PER_STEP[0])
+    """True inside `per_step_copies` (each step reads the shared weights itself) or
+    `per_step` (every op of every step recorded: no fused recurrences)."""
+    from . import module      # read at call time: module.py owns the copies switch
+    return bool(module._PER_STEP[0] or _RECORD_PER_STEP[0])
+
+
+_RECORD_PER_STEP = [False]
+
+
+@contextlib.contextmanager
+def per_step() -> Iterator[None]:
+    """Record every recurrence step by step, as the book draws it, instead of fused.
+
+    A fused `RNN` (the default) records the loop as a few batched ops and still exports the
+    per-step graph; inside this context each step records its own ops, for hooks,
+    ``retain_grad`` or ``tg.grad`` on the per-step tensors h(t).
+
+    Examples
+    --------
+    >>> with per_step():                               # doctest: +SKIP
+    ...     out = rnn(x)          # h(t), o(t): ops of their own step
+    """
+    old = _RECORD_PER_STEP[0]
+    _RECORD_PER_STEP[0] = True
+    try:
+        yield
+    finally:
+        _RECORD_PER_STEP[0] = old
 
 
 def make_rng(rng: Any) -> np.random.Generator:

@@ -18,7 +18,10 @@ from tinygraph.tensor import Tensor, apply
 
 from .loop import (CellSequence, RNNOutput, SequenceInput, legacy_state,  # noqa: F401
                    length_masks, make_rng, per_step_mode, project, run, start_state)
-from .fused import ElmanScan
+from tinygraph.export import register_unfold
+from tinygraph.tape import STATE, current_tape
+
+from .fused import ElmanScan, ElmanUnfold
 from .module import Module, Transposed, init_uniform, who
 
 __all__ = ["RNNCell", "RNN", "RNNOutput", "DynamicalSystem", "SequenceInput", "length_masks",
@@ -177,34 +180,57 @@ class RNN(CellSequence):
         one ``elman_scan`` op between batched input and output projections: the same numbers
         and gradients as the per-step recording, in fewer ops.
         """
-        if not (self.fused and lengths is None and not per_step_mode()):
-            return super().forward(x, state, lengths, **old)
         state = legacy_state(self, state, old, "h0")
         seq = SequenceInput(self, x, self.input_size)
+        if not (self.fused and lengths is None and not per_step_mode() and not seq.tracked):
+            return super().forward(x, state, lengths)
         B, T, H = seq.batch, seq.length, self.hidden_size
         h0 = start_state(self, state, B, H, self.cell.W.dtype)
-        cell = self.cell
+        cell, tape = self.cell, current_tape()      # held: the group's ids are on this tape
+        start = len(tape)
         with tg.scope(cell.name):
+            UT = cell.U.T
             if seq.ids:
-                xu = tg.embedding(cell.U.T, tg.tensor(seq.steps, name="x"))          # (T, B, H)
+                xu = tg.embedding(UT, tg.tensor(seq.steps, name="x"))                # (T, B, H)
             else:
-                xt = (tg.transpose(seq.tensor, (1, 0, 2)) if seq.tracked
-                      else tg.tensor(seq.steps, name="x"))                          # (T, B, D)
-                xu = (xt.reshape(T * B, self.input_size) @ cell.U.T).reshape(T, B, H)
-            hs = apply(ElmanScan, (xu, cell.W, cell.b, h0))                         # (T, B, H)
+                xt = tg.tensor(seq.steps, name="x")                                  # (T, B, D)
+                xu = (xt.reshape(T * B, self.input_size) @ UT).reshape(T, B, H)
+            hs = apply(ElmanScan, (xu, cell.W, cell.b, h0))                          # (T, B, H)
+        VT = self.V.T if self.output_size is not None else None
         out = RNNOutput(steps=[])
         O = None
-        if self.output_size is not None and self.output == "every":
-            O = (hs.reshape(T * B, H) @ self.V.T + self.c).reshape(T, B, self.output_size)
-        for t in range(1, T + 1):
-            with tg.step(t):
-                out.h.append(hs[t - 1].named("h"))                                  # (B, H)
-                if O is not None:
+        if VT is not None and self.output == "every":
+            O = (hs.reshape(T * B, H) @ VT + self.c).reshape(T, B, self.output_size)
+        with tg.scope(cell.name):                    # h(t) where the per-step run makes it
+            for t in range(1, T + 1):
+                with tg.step(t):
+                    out.h.append(hs[t - 1].named("h"))                              # (B, H)
+        if O is not None:
+            for t in range(1, T + 1):
+                with tg.step(t):
                     out.o.append(O[t - 1].named("o"))                               # (B, K)
-                    out.steps.append(t)
-        if self.output_size is not None and self.output == "last":
+            out.steps = list(range(1, T + 1))
+        mo = []
+        if VT is not None and self.output == "last":
             with tg.step(T):
-                out.o.append(self.readout(out.h[-1]))
+                mo.append(out.h[-1] @ VT)
+                out.o.append((mo[0] + self.c).named("o"))
                 out.steps.append(T)
         out.state = out.h[-1]
+
+        def node(v: Tensor) -> int | None:
+            return v._idx if v._tape is tape else tape.leaves.get(id(v))
+        ids = {"U": node(cell.U), "UT": node(UT), "W": node(cell.W), "b": node(cell.b),
+               "h0": node(h0), "scan": node(hs), "D": self.input_size,
+               "h": [node(h) for h in out.h], "o": [node(o) for o in out.o],
+               "mo": [node(m) for m in mo]}
+        if VT is not None:
+            ids.update(V=node(self.V), VT=node(VT), c=node(self.c))
+        register_unfold(tape, unfold := ElmanUnfold(
+            start, len(tape), ids, seq.steps, hs.data, h0.data, cell.W.data,
+            None if VT is None else self.V.data, self.output == "every",
+            (tape.meta[ids["scan"]][3], STATE.scope), seq.ids,
+            (tape.src.get(ids["scan"]), tape.code.get(ids["scan"]))))
+        if hs.requires_grad:
+            hs.register_hook(unfold.keep_hook(tape))
         return out
