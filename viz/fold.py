@@ -20,7 +20,7 @@ import networkx as nx
 
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, is_finite, params_of, sort_key
+from .schema import MARK, is_finite, params_of, sort_key, tape_order, without_gc
 from .timeline import is_delay, timelines
 
 
@@ -38,7 +38,7 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
     chain = nx.utils.UnionFind()  # over untagged ops, for the chains
     untagged_ops = []
     piece = step_pieces(G)
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         base = (d["scope"], d["op"], d["kind"], d["name"] or "", d["param"] or "")
         if d["step"] is not None:
@@ -69,7 +69,7 @@ def _totals_join_their_terms(G: nx.DiGraph, keys: dict) -> None:
     A named node outside steps whose inputs are all one step-tagged role of its own name (at
     the variable level, the sum's chain is already contracted) is that role's total.
     """
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None or not d["name"] or not G.in_degree(n):
             continue
@@ -102,6 +102,7 @@ def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
     return all(a[k] == b[k] for k in ("scope", "op", "kind", "name", "param"))
 
 
+@without_gc
 def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     """Fold a recorded graph: one node per role, delay edges for recurrence.
 
@@ -145,7 +146,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     F.graph.pop(MARK, None)  # a folded graph is not a recorded one
     F.graph["level"] = level
     F.graph["folded"] = True
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         key = keys[n]
         r = role_id.get(key)
         if r is None:

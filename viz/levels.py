@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .names import prepare
-from .schema import MARK, output_node, params_of, sort_key
+from .schema import MARK, output_node, params_of, sort_key, tape_order, without_gc
 
 #: ops that add a parameter rather than multiply by it: their parameters are biases
 ADDITIVE_OPS = frozenset({"add", "sub"})
@@ -29,6 +29,7 @@ def is_named(G: nx.DiGraph, n: Any, output: Any = None) -> bool:
     return bool(d["name"]) or n == output
 
 
+@without_gc
 def variable_level(graph: Any) -> nx.DiGraph:
     """Contract a recorded graph to its named tensors.
 
@@ -58,7 +59,7 @@ def variable_level(graph: Any) -> nx.DiGraph:
         return G  # already contracted
     out = output_node(G)
     pexpr = param_expressions(G)
-    keep = [n for n in sorted(G, key=sort_key) if is_named(G, n, out)]
+    keep = [n for n in tape_order(G) if is_named(G, n, out)]
     named = set(keep)
     H = nx.DiGraph()
     H.graph.update({k: v for k, v in G.graph.items() if not k.startswith("_")})
@@ -97,7 +98,7 @@ def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
     parameters to the op that consumes it is what labels the h -> h edge with W.
     """
     found: dict[Any, list[str]] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["kind"] == "param":
             found[n] = [d["name"]] if d["name"] else []

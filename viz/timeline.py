@@ -15,13 +15,13 @@ from typing import Any
 
 import networkx as nx
 
-from .schema import sort_key
+from .schema import sort_key, tape_order
 
 
 def timelines(G: nx.DiGraph) -> dict[str, int]:
     """Map each scope holding step-tagged nodes to its timeline id (0, 1, ... in tape order)."""
     first: dict[str, Any] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None and d["scope"] not in first:
             first[d["scope"]] = sort_key(n)

@@ -19,7 +19,7 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, sort_key
+from .schema import MARK, sort_key, tape_order, without_gc
 from .style import category
 from .timeline import columns, is_delay, timelines
 from .tree import is_tree, tree_graph
@@ -27,6 +27,7 @@ from .tree import is_tree, tree_graph
 DEFAULT_MAX_STEPS = 8
 
 
+@without_gc
 def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
                    params: str = "once") -> nx.DiGraph:
     """The graph the unfolded view draws, as networkx (for tests and further processing).
@@ -82,7 +83,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     pexpr = param_expressions(G) if level == "op" else {}
     _initial_states_join_their_row(G, keys, tl)
     row_ids: dict[tuple, int] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         if G.nodes[n]["step"] is not None:
             row_ids.setdefault(keys[n], len(row_ids))
     hidden_cols = {c.index: c for c in cols if c.step is None}
@@ -105,7 +106,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
                        timeline=hidden_cols[c].timeline)
         return e
 
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         c = col_of.get(n)
         if c is not None and c in hidden_cols:
             placed(n)  # every row gets its elision node, so the column stays aligned
@@ -185,11 +186,11 @@ def _initial_states_join_their_row(G: nx.DiGraph, keys: dict, tl: dict) -> None:
     for k in keys.values():
         count[k] = count.get(k, 0) + 1
     recurring: dict[tuple, tuple] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None and d["name"] and count[keys[n]] > 1:
             recurring.setdefault((d["scope"], d["name"]), keys[n])
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is None or G.in_degree(n) or count[keys[n]] != 1 or not d["name"]:
             continue
