@@ -18,9 +18,11 @@ import math
 import numbers
 import os
 import re
+import zipfile
 from typing import Any, Callable
 
 import networkx as nx
+import numpy as np
 
 from .infer import infer
 
@@ -49,7 +51,8 @@ def load(graph: Any) -> nx.DiGraph:
     ----------
     graph : networkx.DiGraph, object with ``to_networkx()``, str or os.PathLike
         The recorded graph, or a path to a JSON file written with
-        ``networkx.node_link_data(G, edges="edges")`` (what ``tg.Graph.save`` writes).
+        ``networkx.node_link_data(G, edges="edges")`` (what ``tg.Graph.save`` writes), or to a
+        columnar archive (``tg.Graph.save(path, format="columnar")``, see :func:`read_columnar`).
 
     Returns
     -------
@@ -72,7 +75,7 @@ def load(graph: Any) -> nx.DiGraph:
     True
     """
     if isinstance(graph, (str, os.PathLike)):
-        G = read_json(graph)
+        G = read_columnar(graph) if is_columnar(graph) else read_json(graph)
     elif isinstance(graph, nx.DiGraph):
         G = graph
     elif hasattr(graph, "to_networkx"):
@@ -129,6 +132,91 @@ def read_json(path: str | os.PathLike) -> nx.DiGraph:
                           f"{exc}") from None
     G.graph.pop(MARK, None)  # a file is always checked again
     return G
+
+
+COLUMNAR = "tinygraph-columnar"  # the `format` entry of a columnar archive
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_columnar(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a zip archive (a columnar graph); False when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == _ZIP_MAGIC
+    except OSError:  # missing, a folder: read_json says what is wrong
+        return False
+
+
+def read_columnar(path: str | os.PathLike) -> nx.DiGraph:
+    """Read a columnar graph archive (``.npz``, the layout in docs/CONTRACT.md "Columnar files").
+
+    Every column becomes the same Python values the node-link JSON gives (ints, floats, str,
+    lists, None), so the graph is then checked and drawn exactly like one read from JSON.
+    """
+    where = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "format" not in z.files or str(z["format"]) != COLUMNAR:
+                raise SchemaError(f"{where!r} is a zip archive but not a tinygraph columnar "
+                                  f"graph (no format entry {COLUMNAR!r}); save one with "
+                                  f"tg.Graph.save(path, format='columnar')")
+            if int(z["version"]) != 1:
+                raise SchemaError(f"{where!r}: columnar version {int(z['version'])}; this viz "
+                                  f"reads version 1 (upgrade tinygraph's viz)")
+            n, m = (int(k) for k in z["size"])
+            kinds = json.loads(str(z["columns"]))
+            nodes = _read_columns(z, "node", kinds["node"], n, where)
+            edges = _read_columns(z, "edge", kinds["edge"], m, where)
+            attrs = json.loads(str(z["graph"]))
+    except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
+        if isinstance(exc, SchemaError):
+            raise
+        raise SchemaError(f"{where!r} is not a readable columnar graph: {type(exc).__name__} "
+                          f"{exc}") from None
+    if "source" not in edges or "target" not in edges:
+        raise SchemaError(f"{where!r}: the edge table needs 'source' and 'target' columns")
+    G = nx.DiGraph()
+    G.graph.update((k, v) for k, v in attrs.items() if not str(k).startswith("_"))
+    with paused_gc():
+        keys = list(nodes)
+        G.add_nodes_from(enumerate(dict(zip(keys, row)) for row in zip(*nodes.values())))
+        if not keys:
+            G.add_nodes_from(range(n))
+        src, dst = edges.pop("source"), edges.pop("target")
+        keys = list(edges)
+        rows = zip(*edges.values()) if keys else ((),) * m
+        G.add_edges_from((u, v, dict(zip(keys, row))) for u, v, row in zip(src, dst, rows))
+    if G.number_of_nodes() != n:
+        raise SchemaError(f"{where!r}: edges name nodes outside 0..{n - 1}")
+    return G
+
+
+def _read_columns(z: Any, part: str, kinds: dict[str, str], size: int, where: str
+                  ) -> dict[str, list]:
+    """Decode each column of ``part`` ("node" / "edge") into a list of Python values."""
+    out: dict[str, list] = {}
+    for key, kind in kinds.items():
+        name = f"{part}/{key}"
+        if kind in ("text", "json"):
+            table = json.loads(str(z[name + ".values"]))
+            if kind == "json":
+                table = [json.loads(t) for t in table]
+            table.append(None)  # code -1 is None
+            values = [table[c] for c in z[name + ".codes"].tolist()]
+            if kind == "json":  # one list object per entry, as JSON gives (never shared)
+                values = [list(v) if type(v) is list else v for v in values]
+        elif kind in ("int", "float", "bool"):
+            values = z[name].tolist()
+            if name + ".none" in z.files:
+                for i in np.flatnonzero(z[name + ".none"]).tolist():
+                    values[i] = None
+        else:
+            raise SchemaError(f"{where!r}: column {name!r} has unknown kind {kind!r}")
+        if len(values) != size:
+            raise SchemaError(f"{where!r}: column {name!r} has {len(values)} entries for "
+                              f"{size} {part}s")
+        out[key] = values
+    return out
 
 
 def save_json(graph: Any, path: str | os.PathLike) -> None:
