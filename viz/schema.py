@@ -13,9 +13,11 @@ import contextlib
 import functools
 import gc
 import hashlib
+import itertools
 import json
 import math
 import numbers
+import operator
 import os
 import re
 import zipfile
@@ -276,11 +278,20 @@ def without_gc(fn: Callable) -> Callable:
 @without_gc
 def normalise(G: nx.DiGraph) -> nx.DiGraph:
     """Check the schema and return a copy with defaults filled in (see :func:`load`)."""
-    nodes = [(n, check_node(n, G.nodes[n])) for n in tape_order(G)]
+    ids = tape_order(G)
+    node_attrs = [G.nodes[n] for n in ids]
+    checked = _checked_columns(node_attrs, NODE_DEFAULTS, NODE_TYPES, node=True)
+    if checked is None:  # something uncommon: per-node checks say exactly what and where
+        checked = [check_node(n, a) for n, a in zip(ids, node_attrs)]
+    nodes = list(zip(ids, checked))
     H = nx.DiGraph()
     H.graph.update(G.graph)
     H.add_nodes_from(nodes)
-    H.add_edges_from((u, v, check_edge(u, v, attrs)) for u, v, attrs in G.edges(data=True))
+    edges = list(G.edges(data=True))
+    checked = _checked_columns([a for _, _, a in edges], EDGE_DEFAULTS, EDGE_TYPES, node=False)
+    if checked is None:
+        checked = [check_edge(u, v, a) for u, v, a in edges]
+    H.add_edges_from((u, v, a) for (u, v, _), a in zip(edges, checked))
     # tape order makes every edge go forward: then it is acyclic and sorted ids are a topological
     # order; anything else gets the general check
     if all(type(n) is int for n, _ in nodes):
@@ -297,6 +308,42 @@ def normalise(G: nx.DiGraph) -> nx.DiGraph:
         _untag_shared_leaves(H, order)
     H.graph[MARK] = True
     return H
+
+
+def _checked_columns(records: list[dict], defaults: dict, types: dict, node: bool
+                     ) -> list[dict] | None:
+    """Fill defaults and check types one attribute (column) at a time, or None to fall back.
+
+    The fast path for what exporters write: each column's set of value types is taken at C
+    speed and compared with the common types; distinct texts are checked once each. Anything
+    else (a missing op/kind, an unknown kind, another type, unprintable or long text) returns
+    None, and the per-record checks (:func:`check_node` / :func:`check_edge`) run instead,
+    so errors and repairs are exactly theirs.
+    """
+    if node and not all("op" in a and "kind" in a for a in records):
+        return None
+    out = [{**defaults, **a} for a in records]
+    for key in types:
+        col = list(map(operator.itemgetter(key), out))
+        seen = set(map(type, col))
+        if node and key == "shape" or not node and key == "args":
+            seen.discard(list)
+            lists = [x for x in col if type(x) is list]
+            if set(map(type, itertools.chain.from_iterable(lists))) - {int}:
+                return None
+        if seen - set(EDGE_COMMON[key] if not node else COMMON_TYPES[key]):
+            return None
+        if node and key in TEXT_ATTRS and not all(
+                x is None or len(x) <= MAX_TEXT and x.isprintable() for x in set(col)):
+            return None
+    if node:
+        kinds = list(map(operator.itemgetter("kind"), out))
+        if set(map(type, kinds)) - {str} or not set(kinds) <= set(KINDS):
+            return None
+        for d in out:  # a fresh list, as check_node makes
+            if d["shape"] is not None:
+                d["shape"] = list(d["shape"])
+    return out
 
 
 def check_node(n: Any, attrs: dict) -> dict:
@@ -408,6 +455,9 @@ COMMON_TYPES: dict[str, tuple[type, ...]] = {
     "scope": (str,), "step": (int, type(None)), "param": (str, type(None)),
     "requires_grad": (bool,), "src": (str, type(None)), "value_norm": (float, type(None)),
     "grad_norm": (float, type(None)),
+}
+EDGE_COMMON: dict[str, tuple[type, ...]] = {
+    "arg": (int,), "args": (type(None),), "grad_norm": (float, type(None)),
 }
 TEXT_ATTRS = ("op", "name", "dtype", "scope", "param", "src")
 MAX_TEXT = 200  # characters; Graphviz rejects an HTML label longer than 16384 bytes
