@@ -73,9 +73,9 @@ def save_columnar(nodes: list[dict], edges: list[dict], attrs: dict,
 
 def _column(name: str, values: list, out: dict[str, np.ndarray]) -> str:
     """Store one attribute's values under ``name``; return the column kind written."""
-    types = {type(v) for v in values} - {type(None)}
-    none = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    if types == {bool} and not none.any():
+    types = set(map(type, values)) - {type(None)}
+    has_none = any(v is None for v in values)
+    if types == {bool} and not has_none:
         out[name] = np.array(values, dtype=bool)
         return "bool"
     if types in ({int}, {float}) and _fits(values, types):
@@ -83,22 +83,36 @@ def _column(name: str, values: list, out: dict[str, np.ndarray]) -> str:
         fill = 0 if kind == "int" else 0.0
         out[name] = np.array([fill if v is None else v for v in values],
                              dtype=np.int64 if kind == "int" else np.float64)
-        if none.any():
-            out[name + ".none"] = none
+        if has_none:
+            out[name + ".none"] = np.array([v is None for v in values], dtype=bool)
         return kind
-    table: dict[str, int] = {}
-    codes = np.empty(len(values), dtype=np.int32)
-    for i, v in enumerate(values):
+    as_json = not types <= {str}  # strings share a column with JSON texts only as JSON
+    table: dict[Any, int] = {}
+    texts: list[str] = []
+    codes = []
+    for v in values:
         if v is None:
-            codes[i] = -1
+            codes.append(-1)
             continue
-        text = v if type(v) is str else json.dumps(v, allow_nan=True)
-        codes[i] = table.setdefault(text, len(table))
-    out[name + ".codes"] = codes
+        key = _key(v, as_json)
+        code = table.get(key)
+        if code is None:
+            code = table[key] = len(texts)
+            texts.append(json.dumps(v, allow_nan=True) if as_json else v)
+        codes.append(code)
+    out[name + ".codes"] = np.array(codes, dtype=np.int32)
     # the table as one JSON text: numpy's str arrays would drop a trailing NUL of a value
-    out[name + ".values"] = np.array(json.dumps(list(table)))
-    # strings and JSON texts share the column only when every value is a string
-    return "text" if types <= {str} else "json"
+    out[name + ".values"] = np.array(json.dumps(texts))
+    return "json" if as_json else "text"
+
+
+def _key(v: Any, as_json: bool) -> Any:
+    """A hashable key equal only for values with the same JSON text (1, 1.0, True differ)."""
+    if not as_json:
+        return v
+    if type(v) is list and all(type(k) is int for k in v):
+        return tuple(v)  # shapes and args: no json.dumps per entry
+    return (json.dumps(v, allow_nan=True),)
 
 
 def _fits(values: list, types: set) -> bool:

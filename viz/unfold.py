@@ -74,8 +74,8 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     full = prepare(graph)
     if is_tree(full):  # a recursive net recorded per node: drawn as the tree it is, whole
         return tree_graph(variable_level(full) if level == "variable" else full)
-    col_of, cols = columns(full, max_steps)
     tl = timelines(full)
+    col_of, cols = columns(full, max_steps, tl)
     G = _trim(full, col_of, cols)
     if level == "variable":
         G = variable_level(G)
