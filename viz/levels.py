@@ -118,10 +118,10 @@ def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
 def _param_roles(G: nx.DiGraph, n: Any, pexpr: dict) -> list[tuple[str, bool]]:
     """(parameter name, is-bias) for what op ``n`` reads: its ``param`` attribute, param leaves
     and parameter expressions among its inputs."""
-    d = G.nodes[n]
+    d = G._node[n]  # networkx's own dicts: the views' lookups cost more than these loops
     names = list(params_of(d))
-    for p in G.predecessors(n):
-        for name in pexpr.get(p, []):
+    for p in G._pred[n]:
+        for name in pexpr.get(p, ()):
             if name not in names:
                 names.append(name)
     bias = d["op"] in ADDITIVE_OPS
@@ -134,13 +134,14 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
     region: list[Any] = []
     seen = {v}
     stack = [v]
+    pred, node = G._pred, G._node  # networkx's own dicts: the views' lookups cost more
     while stack:
         n = stack.pop()
-        for p in G.predecessors(n):
+        for p in pred[n]:
             if p in seen:
                 continue
             seen.add(p)
-            pd = G.nodes[p]
+            pd = node[p]
             if pd["kind"] == "param" or p in named:
                 continue
             region.append(p)
@@ -153,7 +154,7 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
         found, todo, seen_local = set(), [start], {start}
         while todo:
             n = todo.pop()
-            for p in G.predecessors(n):
+            for p in pred[n]:
                 if p in seen_local:
                     continue
                 seen_local.add(p)
@@ -171,7 +172,7 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
     # ops that read parameters or cut the gradient matter, so only they pay for a search
     for r in region + [v]:
         roles = _param_roles(G, r, pexpr)
-        is_detach = G.nodes[r]["op"] == "detach"
+        is_detach = node[r]["op"] == "detach"
         if not roles and not is_detach:
             continue
         for a in all_sources if r == v else sources_of(r):
@@ -196,7 +197,7 @@ def _edge_grad(G: nx.DiGraph, a: Any, v: Any, region: set) -> float | None:
     back to ``a`` through it; several entries add up (their norms: an upper bound).
     """
     total = None
-    for _, r, d in G.out_edges(a, data=True):
+    for r, d in G._succ[a].items():
         if r == v or r in region:
             g = d["grad_norm"]
             if g is None:
