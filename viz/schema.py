@@ -77,7 +77,10 @@ def load(graph: Any) -> nx.DiGraph:
     True
     """
     if isinstance(graph, (str, os.PathLike)):
-        G = read_columnar(graph) if is_columnar(graph) else read_json(graph)
+        if is_columnar(graph):  # straight from its columns to the checked graph
+            attrs, nodes, edges = _columnar_records(graph)
+            return _normalised(attrs, list(range(len(nodes))), nodes, edges)
+        G = read_json(graph)
     elif isinstance(graph, nx.DiGraph):
         G = graph
     elif hasattr(graph, "to_networkx"):
@@ -155,6 +158,18 @@ def read_columnar(path: str | os.PathLike) -> nx.DiGraph:
     Every column becomes the same Python values the node-link JSON gives (ints, floats, str,
     lists, None), so the graph is then checked and drawn exactly like one read from JSON.
     """
+    attrs, nodes, edges = _columnar_records(path)
+    G = nx.DiGraph()
+    G.graph.update(attrs)
+    with paused_gc():
+        G.add_nodes_from(enumerate(nodes))
+        G.add_edges_from(edges)
+    return G
+
+
+def _columnar_records(path: str | os.PathLike) -> tuple[dict, list[dict], list[tuple]]:
+    """(graph attributes, node attribute dicts by id, ``(u, v, attrs)`` edges sorted by u as
+    networkx lists them) of a columnar archive, checked to be one."""
     where = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -167,30 +182,30 @@ def read_columnar(path: str | os.PathLike) -> nx.DiGraph:
                                   f"reads version 1 (upgrade tinygraph's viz)")
             n, m = (int(k) for k in z["size"])
             kinds = json.loads(str(z["columns"]))
-            nodes = _read_columns(z, "node", kinds["node"], n, where)
-            edges = _read_columns(z, "edge", kinds["edge"], m, where)
+            node_cols = _read_columns(z, "node", kinds["node"], n, where)
+            edge_cols = _read_columns(z, "edge", kinds["edge"], m, where)
             attrs = json.loads(str(z["graph"]))
     except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as exc:
         if isinstance(exc, SchemaError):
             raise
         raise SchemaError(f"{where!r} is not a readable columnar graph: {type(exc).__name__} "
                           f"{exc}") from None
-    if "source" not in edges or "target" not in edges:
+    if "source" not in edge_cols or "target" not in edge_cols:
         raise SchemaError(f"{where!r}: the edge table needs 'source' and 'target' columns")
-    G = nx.DiGraph()
-    G.graph.update((k, v) for k, v in attrs.items() if not str(k).startswith("_"))
+    src, dst = edge_cols.pop("source"), edge_cols.pop("target")
+    bad = [u for u in itertools.chain(src, dst) if type(u) is not int or not 0 <= u < n][:1]
+    if bad:
+        raise SchemaError(f"{where!r}: an edge names node {bad[0]!r}, outside 0..{n - 1}")
     with paused_gc():
-        keys = list(nodes)
-        G.add_nodes_from(enumerate(dict(zip(keys, row)) for row in zip(*nodes.values())))
-        if not keys:
-            G.add_nodes_from(range(n))
-        src, dst = edges.pop("source"), edges.pop("target")
-        keys = list(edges)
-        rows = zip(*edges.values()) if keys else ((),) * m
-        G.add_edges_from((u, v, dict(zip(keys, row))) for u, v, row in zip(src, dst, rows))
-    if G.number_of_nodes() != n:
-        raise SchemaError(f"{where!r}: edges name nodes outside 0..{n - 1}")
-    return G
+        keys = list(node_cols)
+        nodes = [dict(zip(keys, row)) for row in zip(*node_cols.values())] if keys else \
+            [{} for _ in range(n)]
+        keys = list(edge_cols)
+        rows = zip(*edge_cols.values()) if keys else ((),) * m
+        edges = [(u, v, dict(zip(keys, row))) for u, v, row in zip(src, dst, rows)]
+        edges.sort(key=operator.itemgetter(0))  # stable: each node's inputs keep their order
+    attrs = {k: v for k, v in attrs.items() if not str(k).startswith("_")}
+    return attrs, nodes, edges
 
 
 def _read_columns(z: Any, part: str, kinds: dict[str, str], size: int, where: str
@@ -275,19 +290,24 @@ def without_gc(fn: Callable) -> Callable:
     return wrapper
 
 
-@without_gc
 def normalise(G: nx.DiGraph) -> nx.DiGraph:
     """Check the schema and return a copy with defaults filled in (see :func:`load`)."""
     ids = tape_order(G)
-    node_attrs = [G.nodes[n] for n in ids]
+    return _normalised(G.graph, ids, [G.nodes[n] for n in ids], list(G.edges(data=True)))
+
+
+@without_gc
+def _normalised(graph_attrs: dict, ids: list, node_attrs: list[dict], edges: list[tuple]
+                ) -> nx.DiGraph:
+    """:func:`normalise` from records: node ids in tape order with their attribute dicts, and
+    ``(u, v, attrs)`` edges in networkx's order (grouped by source in node order)."""
     checked = _checked_columns(node_attrs, NODE_DEFAULTS, NODE_TYPES, node=True)
     if checked is None:  # something uncommon: per-node checks say exactly what and where
         checked = [check_node(n, a) for n, a in zip(ids, node_attrs)]
     nodes = list(zip(ids, checked))
     H = nx.DiGraph()
-    H.graph.update(G.graph)
+    H.graph.update(graph_attrs)
     H.add_nodes_from(nodes)
-    edges = list(G.edges(data=True))
     checked = _checked_columns([a for _, _, a in edges], EDGE_DEFAULTS, EDGE_TYPES, node=False)
     if checked is None:
         checked = [check_edge(u, v, a) for u, v, a in edges]
