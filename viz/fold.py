@@ -20,7 +20,7 @@ import networkx as nx
 
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, is_finite, params_of, sort_key, tape_order, without_gc
+from .schema import MARK, edge_order, is_finite, params_of, sort_key, tape_order, without_gc
 from .timeline import is_delay, timelines
 
 
@@ -89,12 +89,26 @@ def step_pieces(G: nx.DiGraph) -> dict[Any, Any]:
     below it): positions counted per piece make every node's h the same role, so the folded
     graph does not depend on the tree. The piece id is its first node (tape order).
     """
-    uf = nx.utils.UnionFind(n for n, d in G.nodes(data=True) if d["step"] is not None)
-    tagged = set(uf.parents)
+    node = G._node
+    parent = {n: n for n in tape_order(G) if node[n]["step"] is not None}
+    key = (lambda n: n) if all(type(n) is int for n in parent) else sort_key
+
+    def find(x: Any) -> Any:  # iterative, with path compression
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
     for u, v in G.edges:
-        if u in tagged and v in tagged and G.nodes[u]["step"] == G.nodes[v]["step"]:
-            uf.union(u, v)
-    return {n: min(block, key=sort_key) for block in uf.to_sets() for n in block}
+        if u in parent and v in parent and node[u]["step"] == node[v]["step"]:
+            ru, rv = find(u), find(v)
+            if ru != rv:  # the root stays the block's first node in tape order
+                if key(rv) < key(ru):
+                    ru, rv = rv, ru
+                parent[rv] = ru
+    return {n: find(n) for n in parent}
 
 
 def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
@@ -163,7 +177,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         fd["count"] = len(fd["members"])
         fd["steps"] = sorted(fd["steps"])
         fd["grad_stats"], fd["nonfinite"] = _stats(fd.pop("_grads"))
-    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+    for u, v, d in edge_order(G):
         ru, rv = role_id[keys[u]], role_id[keys[v]]
         if ru == rv and not is_delay(G, u, v, tl):
             continue  # inside one role (the L(t) summed into the total L): no loop to draw

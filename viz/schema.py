@@ -567,6 +567,16 @@ def tape_order(G: nx.DiGraph) -> list:
     return sorted(ids, key=_sort_key)
 
 
+def edge_order(G: nx.DiGraph) -> list[tuple]:
+    """``(u, v, attrs)`` sorted by consumer, then input (:func:`sort_key`); fast for int ids."""
+    edges = list(G.edges(data=True))
+    if all(type(n) is int for n in G):
+        edges.sort(key=lambda e: (e[1], e[0]))
+    else:
+        edges.sort(key=lambda e: (_sort_key(e[1]), _sort_key(e[0])))
+    return edges
+
+
 def sort_key(n: Any) -> tuple:
     """Deterministic order for node ids (ints first, numerically; then strings)."""
     return _sort_key(n)

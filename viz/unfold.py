@@ -19,7 +19,7 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, sort_key, tape_order, without_gc
+from .schema import MARK, edge_order, sort_key, tape_order, without_gc
 from .style import category
 from .timeline import columns, is_delay, timelines
 from .tree import is_tree, tree_graph
@@ -116,7 +116,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             continue  # drawn once per step that reads it, below
         V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None,
                    timeline=cols[c].timeline if c is not None else None)
-    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+    for u, v, d in edge_order(G):
         hu, hv = col_of.get(u) in hidden_cols, col_of.get(v) in hidden_cols
         du = G.nodes[u]
         if hv and (du["kind"] == "param" or _shared_expr(G, u, pexpr)
