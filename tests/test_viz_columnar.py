@@ -18,7 +18,8 @@ import tinygraph as tg
 import viz
 from tinygraph import nn
 from tinygraph.export_columnar import save_columnar
-from viz.schema import SchemaError, read_columnar, read_json
+from viz.columnar import read_columnar
+from viz.schema import SchemaError, read_json
 
 ARCHS = sorted(graphs.ARCHITECTURES)
 

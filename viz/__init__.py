@@ -4,8 +4,8 @@ Flow: tinygraph export (networkx.DiGraph in the documented schema, or its JSON) 
 viz imports nothing from tinygraph: it reads the schema in docs/CONTRACT.md, so it also draws
 saved JSON graphs and graphs from other engines converted to that schema.
 
-Modules, in the order data flows through them: ``schema`` (load, check), ``levels`` (variable
-level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
+Modules, in the order data flows through them: ``schema`` (load, check; below it ``columnar``
+reads columnar files, with ``errors`` and ``gcpause``), ``levels`` (variable level), ``timeline`` (time axes, delay edges, elision), ``fold`` (the folded quotient graph),
 ``style`` and ``grads`` (looks, gradient overlays), ``figure`` (the Figure every view returns),
 ``unfolded`` (with ``tree`` for a recursive net recorded per node) / ``folded`` /
 ``graphical_model`` (the figures), ``html`` (the interactive page), ``render`` (files),

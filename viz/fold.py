@@ -20,7 +20,8 @@ import networkx as nx
 
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, edge_order, is_finite, params_of, sort_key, tape_order, without_gc
+from .gcpause import without_gc
+from .schema import MARK, edge_order, is_finite, params_of, sort_key, tape_order
 from .timeline import is_delay, timelines
 
 

@@ -15,7 +15,8 @@ from typing import Any
 import networkx as nx
 
 from .names import prepare
-from .schema import MARK, output_node, params_of, sort_key, tape_order, without_gc
+from .gcpause import without_gc
+from .schema import MARK, output_node, params_of, sort_key, tape_order
 
 #: ops that add a parameter rather than multiply by it: their parameters are biases
 ADDITIVE_OPS = frozenset({"add", "sub"})

@@ -19,7 +19,8 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, edge_order, sort_key, tape_order, without_gc
+from .gcpause import without_gc
+from .schema import MARK, edge_order, sort_key, tape_order
 from .style import category
 from .timeline import columns, is_delay, timelines
 from .tree import is_tree, tree_graph
