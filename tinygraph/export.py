@@ -68,8 +68,12 @@ class Graph:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=True)
 
-    def save(self, path: str) -> None:
-        """Write the graph as node-link JSON (readable by `Graph.load`, viz and networkx)."""
+    def save(self, path: str, format: str = "json") -> None:
+        """Write the graph as node-link JSON (readable by `Graph.load`, viz and networkx), or
+        ``format="columnar"``: a compressed archive of columns that viz reads (export_columnar)."""
+        if format != "json":
+            from .export_columnar import save
+            return save(self, path, format)
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.to_json())
             f.write("\n")

@@ -6,7 +6,8 @@ saved JSON graphs and graphs from other engines converted to that schema.
 
 Modules, in the order data flows through them:
 
-- ``schema`` (load, check, normalise) with ``infer`` (the time steps and names of a plain loop
+- ``schema`` (load, check, normalise; below it ``columnar`` reads columnar files, with ``errors``
+  and ``gcpause``) with ``infer`` (the time steps and names of a plain loop
   recorded without ``tg.step`` / ``.named``; ``inference_note`` when it cannot decide);
 - ``names`` (the label rule: one variable drawn once, no two things under one label);
 - ``levels`` (the variable level), ``timeline`` (time axes, delay edges, elision);

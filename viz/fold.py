@@ -20,7 +20,8 @@ import networkx as nx
 
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, is_finite, params_of, sort_key
+from .gcpause import without_gc
+from .schema import MARK, edge_order, is_finite, params_of, sort_key, tape_order
 from .timeline import is_delay, timelines
 
 
@@ -38,7 +39,7 @@ def role_keys(G: nx.DiGraph) -> dict[Any, tuple]:
     chain = nx.utils.UnionFind()  # over untagged ops, for the chains
     untagged_ops = []
     piece = step_pieces(G)
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         base = (d["scope"], d["op"], d["kind"], d["name"] or "", d["param"] or "")
         if d["step"] is not None:
@@ -69,7 +70,7 @@ def _totals_join_their_terms(G: nx.DiGraph, keys: dict) -> None:
     A named node outside steps whose inputs are all one step-tagged role of its own name (at
     the variable level, the sum's chain is already contracted) is that role's total.
     """
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None or not d["name"] or not G.in_degree(n):
             continue
@@ -89,12 +90,26 @@ def step_pieces(G: nx.DiGraph) -> dict[Any, Any]:
     below it): positions counted per piece make every node's h the same role, so the folded
     graph does not depend on the tree. The piece id is its first node (tape order).
     """
-    uf = nx.utils.UnionFind(n for n, d in G.nodes(data=True) if d["step"] is not None)
-    tagged = set(uf.parents)
+    node = G._node
+    parent = {n: n for n in tape_order(G) if node[n]["step"] is not None}
+    key = (lambda n: n) if all(type(n) is int for n in parent) else sort_key
+
+    def find(x: Any) -> Any:  # iterative, with path compression
+        root = x
+        while parent[root] != root:
+            root = parent[root]
+        while parent[x] != root:
+            parent[x], x = root, parent[x]
+        return root
+
     for u, v in G.edges:
-        if u in tagged and v in tagged and G.nodes[u]["step"] == G.nodes[v]["step"]:
-            uf.union(u, v)
-    return {n: min(block, key=sort_key) for block in uf.to_sets() for n in block}
+        if u in parent and v in parent and node[u]["step"] == node[v]["step"]:
+            ru, rv = find(u), find(v)
+            if ru != rv:  # the root stays the block's first node in tape order
+                if key(rv) < key(ru):
+                    ru, rv = rv, ru
+                parent[rv] = ru
+    return {n: find(n) for n in parent}
 
 
 def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
@@ -102,6 +117,7 @@ def keys_equal_base(G: nx.DiGraph, u: Any, v: Any) -> bool:
     return all(a[k] == b[k] for k in ("scope", "op", "kind", "name", "param"))
 
 
+@without_gc
 def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     """Fold a recorded graph: one node per role, delay edges for recurrence.
 
@@ -145,7 +161,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
     F.graph.pop(MARK, None)  # a folded graph is not a recorded one
     F.graph["level"] = level
     F.graph["folded"] = True
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         key = keys[n]
         r = role_id.get(key)
         if r is None:
@@ -162,7 +178,7 @@ def fold(graph: Any, level: str = "variable") -> nx.DiGraph:
         fd["count"] = len(fd["members"])
         fd["steps"] = sorted(fd["steps"])
         fd["grad_stats"], fd["nonfinite"] = _stats(fd.pop("_grads"))
-    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+    for u, v, d in edge_order(G):
         ru, rv = role_id[keys[u]], role_id[keys[v]]
         if ru == rv and not is_delay(G, u, v, tl):
             continue  # inside one role (the L(t) summed into the total L): no loop to draw

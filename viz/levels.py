@@ -15,7 +15,8 @@ from typing import Any
 import networkx as nx
 
 from .names import prepare
-from .schema import MARK, output_node, params_of, sort_key
+from .gcpause import without_gc
+from .schema import MARK, output_node, params_of, sort_key, tape_order
 
 #: ops that add a parameter rather than multiply by it: their parameters are biases
 ADDITIVE_OPS = frozenset({"add", "sub"})
@@ -29,6 +30,7 @@ def is_named(G: nx.DiGraph, n: Any, output: Any = None) -> bool:
     return bool(d["name"]) or n == output
 
 
+@without_gc
 def variable_level(graph: Any) -> nx.DiGraph:
     """Contract a recorded graph to its named tensors.
 
@@ -58,7 +60,7 @@ def variable_level(graph: Any) -> nx.DiGraph:
         return G  # already contracted
     out = output_node(G)
     pexpr = param_expressions(G)
-    keep = [n for n in sorted(G, key=sort_key) if is_named(G, n, out)]
+    keep = [n for n in tape_order(G) if is_named(G, n, out)]
     named = set(keep)
     H = nx.DiGraph()
     H.graph.update({k: v for k, v in G.graph.items() if not k.startswith("_")})
@@ -97,7 +99,7 @@ def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
     parameters to the op that consumes it is what labels the h -> h edge with W.
     """
     found: dict[Any, list[str]] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["kind"] == "param":
             found[n] = [d["name"]] if d["name"] else []
@@ -117,10 +119,10 @@ def param_expressions(G: nx.DiGraph) -> dict[Any, list[str]]:
 def _param_roles(G: nx.DiGraph, n: Any, pexpr: dict) -> list[tuple[str, bool]]:
     """(parameter name, is-bias) for what op ``n`` reads: its ``param`` attribute, param leaves
     and parameter expressions among its inputs."""
-    d = G.nodes[n]
+    d = G._node[n]  # networkx's own dicts: the views' lookups cost more than these loops
     names = list(params_of(d))
-    for p in G.predecessors(n):
-        for name in pexpr.get(p, []):
+    for p in G._pred[n]:
+        for name in pexpr.get(p, ()):
             if name not in names:
                 names.append(name)
     bias = d["op"] in ADDITIVE_OPS
@@ -133,13 +135,14 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
     region: list[Any] = []
     seen = {v}
     stack = [v]
+    pred, node = G._pred, G._node  # networkx's own dicts: the views' lookups cost more
     while stack:
         n = stack.pop()
-        for p in G.predecessors(n):
+        for p in pred[n]:
             if p in seen:
                 continue
             seen.add(p)
-            pd = G.nodes[p]
+            pd = node[p]
             if pd["kind"] == "param" or p in named:
                 continue
             region.append(p)
@@ -152,7 +155,7 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
         found, todo, seen_local = set(), [start], {start}
         while todo:
             n = todo.pop()
-            for p in G.predecessors(n):
+            for p in pred[n]:
                 if p in seen_local:
                     continue
                 seen_local.add(p)
@@ -170,7 +173,7 @@ def _incoming(G: nx.DiGraph, v: Any, named: set, pexpr: dict) -> dict[Any, dict]
     # ops that read parameters or cut the gradient matter, so only they pay for a search
     for r in region + [v]:
         roles = _param_roles(G, r, pexpr)
-        is_detach = G.nodes[r]["op"] == "detach"
+        is_detach = node[r]["op"] == "detach"
         if not roles and not is_detach:
             continue
         for a in all_sources if r == v else sources_of(r):
@@ -195,7 +198,7 @@ def _edge_grad(G: nx.DiGraph, a: Any, v: Any, region: set) -> float | None:
     back to ``a`` through it; several entries add up (their norms: an upper bound).
     """
     total = None
-    for _, r, d in G.out_edges(a, data=True):
+    for r, d in G._succ[a].items():
         if r == v or r in region:
             g = d["grad_norm"]
             if g is None:

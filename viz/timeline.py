@@ -15,13 +15,13 @@ from typing import Any
 
 import networkx as nx
 
-from .schema import sort_key
+from .schema import sort_key, tape_order
 
 
 def timelines(G: nx.DiGraph) -> dict[str, int]:
     """Map each scope holding step-tagged nodes to its timeline id (0, 1, ... in tape order)."""
     first: dict[str, Any] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None and d["scope"] not in first:
             first[d["scope"]] = sort_key(n)
@@ -72,7 +72,7 @@ class Column:
     n_hidden: int = 0
 
 
-def columns(G: nx.DiGraph, max_steps: int | None = None
+def columns(G: nx.DiGraph, max_steps: int | None = None, tl: dict[str, int] | None = None
             ) -> tuple[dict[Any, int], list[Column]]:
     """Assign each step-tagged node a column; timelines follow each other left to right.
 
@@ -83,6 +83,8 @@ def columns(G: nx.DiGraph, max_steps: int | None = None
     max_steps : int or None
         Show at most this many steps per timeline: the first ``ceil(k/2)`` and last
         ``floor(k/2)``, with one elision column between. ``None`` shows all.
+    tl : dict, optional
+        ``timelines(G)`` when the caller has it already (a pass over every node and edge).
 
     Returns
     -------
@@ -90,7 +92,7 @@ def columns(G: nx.DiGraph, max_steps: int | None = None
         Node -> column index (nodes of hidden steps map to their elision column), and the
         columns in order.
     """
-    tl = timelines(G)
+    tl = timelines(G) if tl is None else tl
     steps: dict[int, set[int]] = {}
     for _, d in G.nodes(data=True):
         if d["step"] is not None:

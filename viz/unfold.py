@@ -19,7 +19,8 @@ import networkx as nx
 from .fold import param_reads, role_keys
 from .levels import param_expressions, variable_level
 from .names import prepare
-from .schema import MARK, sort_key
+from .gcpause import without_gc
+from .schema import MARK, edge_order, sort_key, tape_order
 from .style import category
 from .timeline import columns, is_delay, timelines
 from .tree import is_tree, tree_graph
@@ -27,6 +28,7 @@ from .tree import is_tree, tree_graph
 DEFAULT_MAX_STEPS = 8
 
 
+@without_gc
 def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = DEFAULT_MAX_STEPS,
                    params: str = "once") -> nx.DiGraph:
     """The graph the unfolded view draws, as networkx (for tests and further processing).
@@ -73,8 +75,8 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     full = prepare(graph)
     if is_tree(full):  # a recursive net recorded per node: drawn as the tree it is, whole
         return tree_graph(variable_level(full) if level == "variable" else full)
-    col_of, cols = columns(full, max_steps)
     tl = timelines(full)
+    col_of, cols = columns(full, max_steps, tl)
     G = _trim(full, col_of, cols)
     if level == "variable":
         G = variable_level(G)
@@ -82,7 +84,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
     pexpr = param_expressions(G) if level == "op" else {}
     _initial_states_join_their_row(G, keys, tl)
     row_ids: dict[tuple, int] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         if G.nodes[n]["step"] is not None:
             row_ids.setdefault(keys[n], len(row_ids))
     hidden_cols = {c.index: c for c in cols if c.step is None}
@@ -105,7 +107,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
                        timeline=hidden_cols[c].timeline)
         return e
 
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         c = col_of.get(n)
         if c is not None and c in hidden_cols:
             placed(n)  # every row gets its elision node, so the column stays aligned
@@ -115,7 +117,7 @@ def unfolded_graph(graph: Any, level: str = "variable", max_steps: int | None = 
             continue  # drawn once per step that reads it, below
         V.add_node(n, **d, column=c, row=row_ids[keys[n]] if c is not None else None,
                    timeline=cols[c].timeline if c is not None else None)
-    for u, v, d in sorted(G.edges(data=True), key=lambda e: (sort_key(e[1]), sort_key(e[0]))):
+    for u, v, d in edge_order(G):
         hu, hv = col_of.get(u) in hidden_cols, col_of.get(v) in hidden_cols
         du = G.nodes[u]
         if hv and (du["kind"] == "param" or _shared_expr(G, u, pexpr)
@@ -185,11 +187,11 @@ def _initial_states_join_their_row(G: nx.DiGraph, keys: dict, tl: dict) -> None:
     for k in keys.values():
         count[k] = count.get(k, 0) + 1
     recurring: dict[tuple, tuple] = {}
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is not None and d["name"] and count[keys[n]] > 1:
             recurring.setdefault((d["scope"], d["name"]), keys[n])
-    for n in sorted(G, key=sort_key):
+    for n in tape_order(G):
         d = G.nodes[n]
         if d["step"] is None or G.in_degree(n) or count[keys[n]] != 1 or not d["name"]:
             continue
