@@ -61,6 +61,14 @@ def test_unfolded_elides_long_sequences_honestly():
     assert len(dot_nodes(src)) < 60
 
 
+def test_one_step_too_many_is_shown_not_elided():
+    # an elision column is as wide as a step: hiding a single step gains nothing ("(1 steps)")
+    for T, hidden in ((7, None), (8, 2)):
+        V = viz.unfolded_graph(graphs.elman(T), max_steps=6)
+        ell = [d["hidden"] for _, d in V.nodes(data=True) if d["kind"] == "ellipsis"]
+        assert (ell[0] if ell else None) == hidden, (T, ell)
+
+
 def test_unfolded_parameters_once_or_per_step():
     G = graphs.elman(3)
     once = viz.unfolded_graph(G, level="op", max_steps=None)

@@ -82,7 +82,9 @@ def columns(G: nx.DiGraph, max_steps: int | None = None, tl: dict[str, int] | No
         A normalised graph (op or variable level).
     max_steps : int or None
         Show at most this many steps per timeline: the first ``ceil(k/2)`` and last
-        ``floor(k/2)``, with one elision column between. ``None`` shows all.
+        ``floor(k/2)``, with one elision column between. ``None`` shows all. An elision column
+        is as wide as a step, so a timeline one step too long is shown whole (an initial state
+        h(0) at step 0 then does not cost a hidden step).
     tl : dict, optional
         ``timelines(G)`` when the caller has it already (a pass over every node and edge).
 
@@ -101,7 +103,7 @@ def columns(G: nx.DiGraph, max_steps: int | None = None, tl: dict[str, int] | No
     where: dict[tuple[int, int], int] = {}
     for line in sorted(steps):
         ordered = sorted(steps[line])
-        if max_steps is not None and max_steps >= 1 and len(ordered) > max_steps:
+        if max_steps is not None and max_steps >= 1 and len(ordered) > max_steps + 1:
             head = ordered[: (max_steps + 1) // 2]
             tail = ordered[len(ordered) - max_steps // 2:] if max_steps // 2 else []
             hidden = ordered[len(head): len(ordered) - len(tail)]
