@@ -171,3 +171,10 @@ def test_report_reads_as_text_and_html_and_from_json(tmp_path):
     html = a._repr_html_()
     assert html.startswith("<div>") and "VANISHING" in html and "<li>" in html
     assert str(a).splitlines()[0] == "gradient flow: VANISHING"
+
+
+def test_largest_and_smallest_use_the_short_names_the_findings_use():
+    g, _, _ = fg.elman(T=6)
+    r = viz.diagnose(g)
+    labels = [k for k, _ in r.largest + r.smallest]
+    assert labels and all("/" not in k for k in labels) and "h" in labels, labels

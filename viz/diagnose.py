@@ -268,11 +268,12 @@ def _first_nonfinite(G: nx.DiGraph) -> dict | None:
 
 def _extremes(G: nx.DiGraph, F: nx.DiGraph, k: int = 3) -> tuple[tuple, tuple]:
     out = G.graph.get("loss", G.graph.get("output"))
+    roles = [d for _, d in F.nodes(data=True)
+             if d["grad_stats"] is not None and out not in d["members"]]
+    names = [role_name(d) for d in roles]
     meds = []
-    for r, d in F.nodes(data=True):
-        if d["grad_stats"] is None or out in d["members"]:
-            continue
-        label = role_name(d) if d["scope"] == "" else f"{d['scope']}/{role_name(d)}"
+    for d in roles:  # the short name, as the findings say it, unless two roles share it
+        label = role_name(d) if names.count(role_name(d)) == 1 else f"{d['scope']}/{role_name(d)}"
         meds.append((label, d["grad_stats"][1]))
     meds.sort(key=lambda x: (-x[1], x[0]))
     return tuple(meds[:k]), tuple(sorted(meds, key=lambda x: (x[1], x[0]))[:k])
