@@ -8,7 +8,8 @@ Modules, in the order data flows through them:
 
 - ``schema`` (load, check, normalise; below it ``columnar`` reads columnar files, with ``errors``
   and ``gcpause``) with ``infer`` (the time steps and names of a plain loop
-  recorded without ``tg.step`` / ``.named``; ``inference_note`` when it cannot decide);
+  recorded without ``tg.step`` / ``.named``; ``inference_note`` when it cannot decide) and
+  ``join`` (per-step terms made outside ``tg.step`` join the step they read);
 - ``names`` (the label rule: one variable drawn once, no two things under one label);
 - ``levels`` (the variable level), ``timeline`` (time axes, delay edges, elision);
 - ``fold`` (the folded quotient graph) and ``unfold`` (the unfolded graph's columns and rows);

@@ -26,6 +26,7 @@ from .columnar import columnar_records, is_columnar, read_columnar  # noqa: F401
 from .errors import SchemaError
 from .gcpause import without_gc
 from .infer import infer
+from .join import join_steps
 
 SCHEMA_VERSION = 1
 KINDS = ("param", "input", "const", "op")
@@ -196,6 +197,7 @@ def _normalised(graph_attrs: dict, ids: list, node_attrs: list[dict], edges: lis
     if H.graph.get("level") != "variable":  # contracted graphs were untagged before
         order = [n for n, _ in nodes] if forward else list(nx.topological_sort(H))
         infer(H, order)  # a plain loop without tg.step / .named: recover steps and names
+        join_steps(H)    # per-step terms made outside tg.step (a partly annotated loop)
         _untag_shared_leaves(H, order)
     H.graph[MARK] = True
     return H
