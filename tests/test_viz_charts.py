@@ -147,3 +147,11 @@ def test_parameter_legends_use_the_label_rules_names():
     names = {d["name"] for _, d in viz.load(fg.seq2seq(flow=False)).nodes(data=True)}
     keys = set(viz.param_contributions(fg.seq2seq(flow=False)))
     assert {"W_enc", "W_dec"} <= keys and "W_enc" not in names     # the rule's, as drawn
+
+
+def test_a_long_title_is_wrapped_to_the_figure_width():
+    pytest.importorskip("matplotlib")
+    long = "Teacher forcing: train time and test time, with a title longer than one panel"
+    fig = viz.gradient_chart(graphs.elman(4, grads=True), title=long)
+    text = fig._suptitle.get_text()
+    assert "\n" in text and text.replace("\n", " ").startswith(long)

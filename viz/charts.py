@@ -17,6 +17,7 @@ notebook's inline display keep working. matplotlib is imported only when a chart
 from __future__ import annotations
 
 import os
+import textwrap
 from typing import Any
 
 from .diagnose import diagnose
@@ -176,7 +177,9 @@ def gradient_chart(graph: Any, path: str | os.PathLike | None = None,
                       borderaxespad=0.0, frameon=False)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle(f"{title + ' — ' if title else ''}gradient flow: {report.verdict.upper()}")
+    # wrapped to the figure's width: a one-panel chart is narrower than a long exhibit title
+    heading = f"{title + ' — ' if title else ''}gradient flow: {report.verdict.upper()}"
+    fig.suptitle(textwrap.fill(heading, width=max(40, int(fig.get_figwidth() * 9))))
     return save_figure(fig, path)
 
 
