@@ -18,6 +18,8 @@ import tinygraph as tg
 from tinygraph import data as D
 from tinygraph import nn, tasks
 
+from .flow_exhibits import record_chars
+
 
 @dataclass
 class Exhibit:
@@ -45,9 +47,9 @@ def trained_jordan(steps: int) -> tasks.TrainResult:
     return tasks.train_jordan(steps=steps)
 
 
-def _record(loss: tg.Tensor) -> Any:
+def _record(loss: tg.Tensor, flow: Any = None) -> Any:
     loss.backward(keep_grads=True)
-    return tg.trace(loss)
+    return tg.trace(loss, flow=flow)
 
 
 def _score(r: tasks.TrainResult) -> str:
@@ -66,10 +68,10 @@ def dynamical(steps: int) -> Exhibit:
                    "folded graph is a single loop.", _record(loss), _score(r))
 
 
-def _chars(model: Any, T: int = 6) -> tg.Tensor:
-    ids = tasks.make_char_data(0)["test"]
-    x, y = ids[None, 100:100 + T], ids[None, 101:101 + T]
-    return nn.sequence_loss(model(x).o, y)
+def _chars(model: Any, T: int = 6) -> Any:
+    """The traced graph of `model` on T held-out characters, a loss at every step, with the
+    per-loss-term flow to its (top) state exported, so diagnose gives a verdict."""
+    return record_chars(model, T, batch=1)[0]
 
 
 def no_outputs(steps: int) -> Exhibit:
@@ -88,7 +90,7 @@ def elman(steps: int) -> Exhibit:
     ex = Exhibit("elman", "Elman RNN (hidden-to-hidden recurrence)", "fig. 10.3",
                  "h(t) = tanh(W h(t-1) + U x(t) + b), o(t) = V h(t) + c, a loss at every step "
                  "against its target y(t): the loop through the black square is W.",
-                 _record(_chars(r.model)), _score(r), op_level=True)
+                 _chars(r.model), _score(r), op_level=True)
     ex.extra["model"] = r.model
     return ex
 
@@ -169,7 +171,7 @@ def deep(kind: str, steps: int) -> Exhibit:
                       "as (b), plus a shortcut h(t-1) -> h(t) that shortens the gradient's "
                       "path through time.")}
     title, fig, blurb = names[kind]
-    return Exhibit(f"deep_{kind}", title, fig, blurb, _record(_chars(r.model)), _score(r))
+    return Exhibit(f"deep_{kind}", title, fig, blurb, _chars(r.model), _score(r))
 
 
 def recursive(steps: int) -> Exhibit:

@@ -48,13 +48,10 @@ def record_chars(model: Any, T: int, start: int = 100, batch: int = 4) -> tuple[
     ids = tasks.make_char_data(0)["test"]
     x = np.stack([ids[start + 37 * b:start + 37 * b + T] for b in range(batch)])
     y = np.stack([ids[start + 37 * b + 1:start + 37 * b + T + 1] for b in range(batch)])
-    out = model(x)
-    terms = []
-    for t, o in enumerate(out.o, 1):
-        with tg.step(t):
-            terms.append(tg.cross_entropy(o, y[:, t - 1], reduction="sum").named("L"))
-    total = (tg.stack(terms).sum() / y.size).named("L")
-    flow = tg.flow(terms, out.h, weights=model.cell.W)
+    out, terms = model(x), []
+    total = nn.sequence_loss(out.o, y, terms=terms)    # mean over the B x T positions
+    W = getattr(getattr(model, "cell", None), "W", None)  # a stacked RNN has none: no ρ(W)
+    flow = tg.flow(terms, out.h, weights=W)
     total.backward(keep_grads=True)
     return tg.trace(total, flow=flow), flow
 

@@ -393,3 +393,17 @@ def test_per_step_copies_change_the_graph_not_the_gradients(arch):
         np.testing.assert_allclose(p.grad, fast[k], rtol=1e-12, atol=1e-14)
     steps = [d["step"] for d in nodes_of(loss2) if d["op"] == "transpose"]
     assert any(s for s in steps)            # shared weights read inside the steps
+
+
+def test_sequence_loss_hands_out_its_per_step_terms_for_flow():
+    rng = np.random.default_rng(3)
+    o = [tg.tensor(rng.standard_normal((2, 4)), requires_grad=True) for _ in range(3)]
+    y = rng.integers(0, 4, (2, 3))
+    terms = []
+    total = nn.sequence_loss(o, y, terms=terms)
+    assert [t.name for t in terms] == ["L"] * 3
+    ref = sum(tg.cross_entropy(o[k], y[:, k], reduction="sum").item() for k in range(3)) / y.size
+    assert total.item() == pytest.approx(ref, rel=1e-12)
+    assert sum(t.item() for t in terms) / y.size == pytest.approx(total.item(), rel=1e-12)
+    with pytest.raises(ValueError, match="terms= collects the per-step L"):
+        nn.sequence_loss(o, y, per_step=False, terms=[])

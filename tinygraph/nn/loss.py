@@ -16,7 +16,7 @@ from tinygraph.tensor import Tensor
 
 def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str = "mean",
                   steps: Sequence[int] | None = None, per_step: bool = True,
-                  yhat: bool = False) -> Tensor:
+                  yhat: bool = False, terms: list | None = None) -> Tensor:
     """Cross-entropy summed over the steps of a sequence: L = sum_t L(t) (eq. 10.12-10.14).
 
     Parameters
@@ -38,6 +38,9 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
         Record ŷ(t) = softmax(o(t)) (named ``yhat``) and L(t) = -log ŷ(t)[y(t)] from it, as
         eq. 10.8-10.11 write it, instead of the fused, more stable cross-entropy (the same
         value; slower). Needs ``per_step=True``.
+    terms : list, optional
+        A list the per-step terms L(1..tau) are appended to (with ``per_step=True``): what
+        ``tg.flow(terms, out.h)`` takes to measure the per-loss-term gradient flow.
 
     Returns
     -------
@@ -53,6 +56,9 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
     m = None if mask is None else np.asarray(mask, dtype=bool)
     if m is not None and m.shape != y.shape:
         raise ValueError(f"sequence_loss: mask of shape {m.shape} does not match y {y.shape}")
+    if terms is not None and not per_step:
+        raise ValueError("sequence_loss: terms= collects the per-step L(t); it needs "
+                         "per_step=True")
     if yhat and not per_step:
         raise ValueError("sequence_loss: yhat=True records one yhat(t) per step; it needs "
                          "per_step=True")
@@ -80,6 +86,8 @@ def sequence_loss(o: Sequence[Tensor], y: Any, mask: Any = None, reduction: str 
             else:
                 lt = (tg.cross_entropy(ot, yt, reduction="none") * m[:, k]).sum()
             losses.append(lt.named("L"))
+    if terms is not None:
+        terms.extend(losses)
     total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()
     if reduction == "mean":
         count = y.size if m is None else int(m.sum())
