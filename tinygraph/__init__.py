@@ -20,8 +20,8 @@ from .ops import *  # noqa: F401,F403  (one function per entry of OPS; ops.__all
 from .flow import GradientFlow, VariableFlow, flow
 from .registry import OPS
 from .tape import isolated, new_graph, no_grad, recording, scope, step
-from .tensor import (Parameter, Tensor, as_tensor, from_numpy, full, ones, randn, tensor, uniform,
-                     zeros)
+from .creation import as_tensor, from_numpy, full, ones, randn, tensor, uniform, zeros
+from .tensor import Parameter, Tensor
 
 from . import nn, optim  # noqa: E402  (they build on everything above)
 
