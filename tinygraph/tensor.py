@@ -301,8 +301,7 @@ def _inputs(tape: Tape, tensors: tuple) -> tuple:
     for k, i in enumerate(ids):
         if i < 0:
             ids[k] = _leaf_id(tape, tensors[k])
-    need = tuple(need)
-    return tape, tuple(ids), _NEEDS.setdefault(need, need), req
+    return tape, tuple(ids), tuple(need), req  # apply interns `need` once, for every path
 
 
 def apply(op: Any, tensors: tuple, **static: Any) -> Tensor:
