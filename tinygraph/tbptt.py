@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 import tinygraph as tg
+from tinygraph.nn.loop import state_parts
 from tinygraph.tensor import Tensor
 
 __all__ = ["tbptt", "TBPTTResult", "sequence_step"]
@@ -47,10 +48,6 @@ class TBPTTResult:
     losses: list = field(default_factory=list)
     windows: list = field(default_factory=list)
     state: list = field(default_factory=list)
-
-
-def _flat(state: State) -> list[Tensor]:
-    return list(state) if isinstance(state, (list, tuple)) else [state]
 
 
 def _pack(like: State, values: list[np.ndarray], names: list) -> State:
@@ -104,7 +101,7 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
         if optimizer is None:
             raise ValueError("tbptt: clip needs params or an optimizer")
         params = optimizer.params
-    values = [np.array(s.data if isinstance(s, Tensor) else s) for s in _flat(state0)]
+    values = [np.array(s.data if isinstance(s, Tensor) else s) for s in state_parts(state0)]
     kept: dict[int, list] = {0: values}          # t -> values of the state after step t
     names = ["h"] * len(values)                  # the leaves' names until a step names them
     res = TBPTTResult()
@@ -119,8 +116,8 @@ def tbptt(step: Callable[[State, int], tuple[State, Tensor]], state0: State, len
                 state, loss_t = step(state, t)
             if t > done:
                 losses.append(loss_t)
-            kept[t] = [s.data for s in _flat(state)]
-            names = [s.name or n for s, n in zip(_flat(state), names)]
+            kept[t] = [s.data for s in state_parts(state)]
+            names = [s.name or n for s, n in zip(state_parts(state), names)]
         if optimizer is not None:
             optimizer.zero_grad()
         total = losses[0] if len(losses) == 1 else tg.stack(losses).sum()

@@ -72,10 +72,10 @@ def infer(G: nx.DiGraph, order: list | None = None) -> nx.DiGraph:
     >>> G.graph["inferred"]                            # doctest: +SKIP
     {'steps': 30, 'names': 'source'}
     """
-    if order is None:
-        order = sorted(G) if all(type(n) is int for n in G) else list(nx.topological_sort(G))
     if any(d["kind"] == "op" and d["step"] is not None for _, d in G.nodes(data=True)):
         return G  # annotated (or partly): the user's tags are the truth
+    if order is None:
+        order = sorted(G) if all(type(n) is int for n in G) else list(nx.topological_sort(G))
     rec = _Rec(G, order)
     found = _find_loop(rec)
     if found is None:
@@ -389,7 +389,7 @@ def _names_from_ops(rec: _Rec) -> None:
 def _name_leaves(rec: _Rec, use_source: bool) -> None:
     """Initial states take the name of the state they start; step inputs x, targets y (or
     the variable they were sliced from, read off the source line)."""
-    a, role, window = rec.a, rec.role, rec.window
+    a, role = rec.a, rec.role
     later = sorted(rec.order, key=lambda n: n in rec.initial)  # initial states last
     slot_name: dict[tuple, str] = {}
     for n in later:

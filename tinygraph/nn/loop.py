@@ -222,14 +222,15 @@ class LoopResult:
     final: State = None
 
 
-def _parts(state: State) -> tuple:
+def state_parts(state: State) -> tuple:
+    """The tensors of a carried state: (h,) for one tensor, (h, c) for a pair."""
     return tuple(state) if isinstance(state, (tuple, list)) else (state,)
 
 
 def masked(mask: np.ndarray, new: State, old: State, names: Sequence[str]) -> State:
     """Keep `old` where `mask` (B, 1) is False: ``where(mask, new, old)``, named `names`."""
     got = tuple(tg.where(mask, n, o).named(name)
-                for n, o, name in zip(_parts(new), _parts(old), names))
+                for n, o, name in zip(state_parts(new), state_parts(old), names))
     return got if isinstance(new, tuple) else list(got) if isinstance(new, list) else got[0]
 
 
