@@ -83,12 +83,15 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
     watch = bool(tape.hooks or tape.retained or keep_grads or capture)
     stale = _stale_leaves(tape)
     anomaly = _tp.current_state().anomaly
+    # a `fresh` op hands its new arrays over unless keep_grads keeps each contribution
+    can_give = not keep_grads
     for i in range(top, -1, -1):
         g = grads[i]
         if g is None:
             continue
         grads[i] = None
-        if ops[i] is None:  # a leaf
+        op = ops[i]
+        if op is None:  # a leaf
             g = _leaf_grad(tape, i, g)
             if watch:
                 _arrive(tape, i, g, capture, captured, keep_grads)
@@ -102,15 +105,15 @@ def sweep(tape: Tape, seeds: dict[int, np.ndarray], retain_graph: bool = False,
         if saved is FREED or stale:
             _check_saved(tape, i, saved, stale)
         try:
-            gs = ops[i].backward(g, saved, need_l[i])
+            gs = op.backward(g, saved, need_l[i])
         except Exception as e:  # a backward that fails names where its op was recorded
             m = Meta._make(tape.meta[i])
-            raise type(e)(f"backward of {ops[i].name}{_tp.where(m.scope, m.step)}: {e}") from e
+            raise type(e)(f"backward of {op.name}{_tp.where(m.scope, m.step)}: {e}") from e
         if not retain_graph:
             saved_l[i] = FREED
         # a `fresh` op hands its new arrays over: later contributions add into them in place
         # (unless keep_grads, which keeps each contribution for the per-step views)
-        give = ops[i].fresh and not keep_grads
+        give = op.fresh and can_give
         for j, gj, nd in zip(inputs[i], gs, need_l[i]):
             if gj is None or not nd:
                 continue
