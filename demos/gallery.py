@@ -59,8 +59,9 @@ def _draw(out: str, name: str, fig) -> str:
 
 def exhibit_card(out: str, ex: exhibits.Exhibit) -> Card:
     """Folded, unfolded, gradient overlays and chart of one trained architecture."""
-    g, k = ex.graph, ex.key
-    g.save(os.path.join(out, f"{k}.json"))
+    k = ex.key
+    ex.graph.save(os.path.join(out, f"{k}.json"))
+    g = viz.load(ex.graph)  # loaded, checked and inferred once; every view below takes it as is
     card = Card(f"{ex.title} ({ex.figure})", ex.blurb, notes=[ex.score], anchor=_anchor(ex))
     card.figures.append((_draw(out, f"{k}_folded", viz.folded(g)), "folded"))
     card.figures.append((_draw(out, f"{k}_unfolded", viz.unfolded(g, max_steps=8)), "unfolded"))
@@ -77,8 +78,9 @@ def exhibit_card(out: str, ex: exhibits.Exhibit) -> Card:
 
 def _gradients(out: str, card: Card, g, k: str, title: str) -> None:
     """The overlays, the chart and the diagnosis, when the graph has gradients."""
+    g = viz.load(g)  # a graph viz.load made already comes back as it is
     report = viz.diagnose(g)
-    if any(d.get("grad_norm") is not None for _, d in viz.load(g).nodes(data=True)):
+    if any(d.get("grad_norm") is not None for _, d in g.nodes(data=True)):
         card.figures.append((_draw(out, f"{k}_grads_folded", viz.folded(g, grads=True)),
                              "gradient norms per role (min · median · max over steps)"))
         card.figures.append((_draw(out, f"{k}_grads_unfolded",
