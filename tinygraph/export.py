@@ -119,8 +119,9 @@ def _without(d: dict, *keys: str) -> dict:
     return d
 
 
-def _reachable(tape: Tape, root: int) -> list[int]:
-    inputs = tape.inputs
+def reachable(inputs: Any, root: int) -> list[int]:
+    """The ids `root` depends on (itself included), in order, for nodes whose `inputs[i]` are
+    ids smaller than i (a tape; the torch adapter's recording)."""
     seen = bytearray(root + 1)
     seen[root] = 1
     for i in range(root, -1, -1):  # inputs always have smaller ids: one reverse pass suffices
@@ -172,7 +173,7 @@ def _records(tape: Tape, output: Tensor, flow: Any) -> Graph:
     if UNFOLDS.get(tape):             # fused ops recorded here: export their per-step records
         tape, to_view = _unfolded(tape, UNFOLDS[tape])
         root = to_view[root]
-    order = _reachable(tape, root)
+    order = reachable(tape.inputs, root)
     new_id = {old: k for k, old in enumerate(order)}
     nodes: list[dict] = []
     edges: list[dict] = []

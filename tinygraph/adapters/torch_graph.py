@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 import tinygraph
-from tinygraph.export import SCHEMA_VERSION, Graph
+from tinygraph.export import SCHEMA_VERSION, Graph, reachable
 
 from . import torch_calls as calls
 from . import torch_flow
@@ -87,13 +87,7 @@ class GraphBuilder:
         return n
 
     def _ancestors(self, out: int) -> list[int]:
-        seen = bytearray(out + 1)
-        seen[out] = 1
-        for i in range(out, -1, -1):  # inputs always have smaller ids: one reverse pass
-            if seen[i]:
-                for j in self.nodes[i].inputs:
-                    seen[j] = 1
-        return [i for i in range(out + 1) if seen[i]]
+        return reachable([n.inputs for n in self.nodes], out)
 
     def _values(self, keep: list[int]) -> None:
         N = self.nodes
